@@ -1,0 +1,1 @@
+"""kg: the symbolic half: store, RDF view, SPARQL, rules, alignment."""

@@ -1,0 +1,1 @@
+"""neurosym: discrete concept layers and the neural half of the bridge (tensors only)."""

@@ -1,0 +1,307 @@
+"""The Concept Transformer: input adapter -> pre-norm Transformer -> discrete concept layer -> heads.
+
+Shape legend: B batch, N tokens, S slots (symbols per input), K codes, D model width, C classes.
+
+The concept layer sits after block ``concept_depth`` of ``n_layers``. With ``slots = "pooled"`` the
+token states are pooled by S learned queries into S slot states, one symbol each (an image emits one
+digit concept); with ``slots = "tokens"`` every token is a slot. Blocks above the concept layer read
+only the discrete state (the code vectors), never the continuous one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neurosym.concepts import ConceptOutput, GumbelConcepts, TemperatureSchedule, VectorQuantizer
+from neurosym.errors import ConfigError, check_shape
+
+
+@dataclass
+class ConceptConfig:
+    """The discrete layer: kind, codebook size K, slots S and the layer's own options."""
+
+    kind: Literal["gumbel", "vq"] = "gumbel"
+    num_codes: int = 10
+    num_slots: int = 1
+    slots: Literal["pooled", "tokens"] = "pooled"
+    hard: bool = True
+    temperature: TemperatureSchedule = field(default_factory=TemperatureSchedule)
+    diversity_weight: float = 0.0
+    commitment_weight: float = 0.25
+    ema: bool = True
+    decay: float = 0.99
+    cosine: bool = False
+    dead_code_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.num_codes < 2:
+            raise ConfigError(f"concept.num_codes must be >= 2, got {self.num_codes}")
+        if self.num_slots < 1:
+            raise ConfigError(f"concept.num_slots must be >= 1, got {self.num_slots}")
+
+
+@dataclass
+class ModelConfig:
+    """Whole-model hyperparameters (saved with every run).
+
+    ``input``: ``patches`` (images ``[B, H, W]`` or ``[B, C, H, W]``), ``tokens`` (ids ``[B, N]``)
+    or ``features`` (vectors ``[B, N, F]`` or ``[B, F]``).
+    """
+
+    input: Literal["patches", "tokens", "features"] = "patches"
+    image_size: int = 8
+    patch_size: int = 2
+    channels: int = 1
+    stem_channels: int = 0
+    vocab_size: int = 0
+    feature_dim: int = 0
+    max_tokens: int = 256
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    concept_depth: int = -1  # -1: after the last block
+    concept: ConceptConfig = field(default_factory=ConceptConfig)
+    num_classes: int = 0  # 0: no classification head
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"model.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if not -1 <= self.concept_depth <= self.n_layers:
+            raise ConfigError(f"model.concept_depth must be in [-1, {self.n_layers}], got {self.concept_depth}")
+        if self.input == "patches" and self.image_size % self.patch_size:
+            raise ConfigError(f"model.patch_size {self.patch_size} does not divide image_size {self.image_size}")
+        if self.input == "tokens" and self.vocab_size < 1:
+            raise ConfigError("model.vocab_size must be set for input = 'tokens'")
+        if self.input == "features" and self.feature_dim < 1:
+            raise ConfigError("model.feature_dim must be set for input = 'features'")
+
+    @property
+    def depth(self) -> int:
+        return self.n_layers if self.concept_depth == -1 else self.concept_depth
+
+
+class PatchEmbedding(nn.Module):
+    """Images ``[B, C, H, W]`` (or ``[B, H, W]``) -> patch tokens ``[B, N, D]``, N = (H/p)(W/p).
+
+    With ``stem_channels > 0`` a 3x3 convolution looks at each pixel's neighbourhood before the
+    patch projection (a convolutional stem), which small-data Transformers need to see strokes.
+    """
+
+    def __init__(self, image_size: int, patch_size: int, channels: int, dim: int, stem_channels: int = 0) -> None:
+        super().__init__()
+        self.image_size, self.channels = image_size, channels
+        stem: list[nn.Module] = []
+        if stem_channels:
+            stem = [nn.Conv2d(channels, stem_channels, kernel_size=3, padding=1), nn.GELU()]
+            channels = stem_channels
+        self.proj = nn.Sequential(*stem, nn.Conv2d(channels, dim, kernel_size=patch_size, stride=patch_size))
+        self.num_tokens = (image_size // patch_size) ** 2
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        size = self.image_size
+        check_shape("images", images, f"[B, {self.channels}, {size}, {size}]", 4, d1=self.channels, d2=size, d3=size)
+        return self.proj(images).flatten(2).transpose(1, 2)  # (B, N, D)
+
+
+class TokenEmbedding(nn.Module):
+    """Token ids ``[B, N]`` -> ``[B, N, D]``."""
+
+    def __init__(self, vocab_size: int, dim: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embed = nn.Embedding(vocab_size, dim)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        check_shape("token ids", ids, "[B, N]", 2)
+        return self.embed(ids)
+
+
+class FeatureEmbedding(nn.Module):
+    """Feature vectors ``[B, N, F]`` (or one vector ``[B, F]``) -> ``[B, N, D]``."""
+
+    def __init__(self, feature_dim: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(feature_dim, dim)
+
+    def forward(self, features: Tensor) -> Tensor:
+        if features.dim() == 2:
+            features = features.unsqueeze(1)
+        check_shape("features", features, "[B, N, F]", 3, d2=self.proj.in_features)
+        return self.proj(features)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads, self.dropout = n_heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, tokens, dim = x.shape
+        q, k, v = self.qkv(x).view(batch, tokens, 3, self.n_heads, dim // self.n_heads).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, N, D/H)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(batch, tokens, dim))
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``."""
+
+    def __init__(self, dim: int, n_heads: int, mlp_ratio: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, n_heads, dropout)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class SlotPooling(nn.Module):
+    """S learned queries attend over the tokens: ``[B, N, D]`` -> ``[B, S, D]``."""
+
+    def __init__(self, dim: int, num_slots: int) -> None:
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(num_slots, dim) / math.sqrt(dim))
+        self.ln = nn.LayerNorm(dim)
+        self.key = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.ln(x)
+        weights = torch.einsum("sd,bnd->bsn", self.queries, self.key(x)).softmax(-1)
+        return torch.einsum("bsn,bnd->bsd", weights, x)
+
+
+@dataclass
+class ModelOutput:
+    """Shapes: ``concepts`` (see ConceptOutput), ``states`` ``[B, S, D]`` after the last block,
+    ``logits`` ``[B, C]`` when the model has a classification head, else None."""
+
+    concepts: ConceptOutput
+    states: Tensor
+    logits: Tensor | None
+
+
+def build_concept_layer(config: ConceptConfig, dim: int) -> GumbelConcepts | VectorQuantizer:
+    if config.kind == "gumbel":
+        return GumbelConcepts(
+            dim, config.num_codes, hard=config.hard, schedule=config.temperature,
+            diversity_weight=config.diversity_weight,
+        )
+    return VectorQuantizer(
+        dim, config.num_codes, commitment_weight=config.commitment_weight, ema=config.ema,
+        decay=config.decay, cosine=config.cosine, dead_code_threshold=config.dead_code_threshold,
+    )
+
+
+class ConceptTransformer(nn.Module):
+    """Transformer encoder with a discrete concept layer at a configurable depth.
+
+    Shapes: input per ``config.input`` (see ModelConfig) -> ModelOutput.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.d_model
+        if config.input == "patches":
+            self.adapter = PatchEmbedding(
+                config.image_size, config.patch_size, config.channels, dim, config.stem_channels
+            )
+            max_tokens = self.adapter.num_tokens
+        elif config.input == "tokens":
+            self.adapter, max_tokens = TokenEmbedding(config.vocab_size, dim), config.max_tokens
+        else:
+            self.adapter, max_tokens = FeatureEmbedding(config.feature_dim, dim), config.max_tokens
+        self.max_tokens = max_tokens
+        self.position = nn.Parameter(torch.zeros(1, max_tokens, dim))
+        nn.init.trunc_normal_(self.position, std=0.02)
+        make_block = lambda: Block(dim, config.n_heads, config.mlp_ratio, config.dropout)  # noqa: E731
+        self.lower = nn.ModuleList(make_block() for _ in range(config.depth))
+        self.upper = nn.ModuleList(make_block() for _ in range(config.n_layers - config.depth))
+        pooled = config.concept.slots == "pooled"
+        self.pool = SlotPooling(dim, config.concept.num_slots) if pooled else None
+        # Token slots lose their order when snapped to codes; the upper blocks get it back from
+        # positions, which carry no information about the input.
+        self.upper_position = None
+        if not pooled and self.upper:
+            self.upper_position = nn.Parameter(torch.zeros(1, max_tokens, dim))
+            nn.init.trunc_normal_(self.upper_position, std=0.02)
+        self.concept = build_concept_layer(config.concept, dim)
+        self.final_norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, config.num_classes) if config.num_classes else None
+
+    def encode(self, inputs: Tensor) -> tuple[Tensor, ConceptOutput]:
+        """Run the blocks below the concept layer and the layer itself.
+
+        Returns the slot states ``[B, S, D]`` and the concept output.
+        """
+        x = self.adapter(inputs)  # (B, N, D)
+        if x.shape[1] > self.max_tokens:
+            raise ConfigError(f"input has {x.shape[1]} tokens, the model holds at most {self.max_tokens}")
+        x = x + self.position[:, : x.shape[1]]
+        for block in self.lower:
+            x = block(x)
+        slots = self.pool(x) if self.pool is not None else x  # (B, S, D)
+        return slots, self.concept(slots)
+
+    def forward(self, inputs: Tensor) -> ModelOutput:
+        _, concepts = self.encode(inputs)
+        x = concepts.quantized  # (B, S, D): the blocks above see only the discrete state
+        if self.upper_position is not None:
+            x = x + self.upper_position[:, : x.shape[1]]
+        for block in self.upper:
+            x = block(x)
+        x = self.final_norm(x)
+        logits = self.head(x.mean(1)) if self.head is not None else None
+        return ModelOutput(concepts=concepts, states=x, logits=logits)
+
+    def set_step(self, step: int) -> None:
+        """Anneal step-dependent parts (the Gumbel temperature) to optimizer step ``step``."""
+        if isinstance(self.concept, GumbelConcepts):
+            self.concept.set_step(step)
+
+
+class TupleClassifier(nn.Module):
+    """A concept encoder shared by the A inputs of a tuple, and a head that reads only their codes.
+
+    The head sees the A code vectors (the discrete state), so a trained model's codes mean *something*
+    the head can use, but which code means which symbol is an unknown permutation.
+
+    Shapes: inputs ``[P * A, ...]`` (the A inputs of each tuple, consecutive) -> logits ``[P, L]``.
+    """
+
+    def __init__(self, encoder: ConceptTransformer, arity: int, num_labels: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.encoder, self.arity = encoder, arity
+        width = encoder.config.d_model * encoder.config.concept.num_slots * arity
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, num_labels))
+
+    @property
+    def concept(self):
+        return self.encoder.concept
+
+    def encode(self, inputs: Tensor) -> tuple[Tensor, ConceptOutput]:
+        return self.encoder.encode(inputs)
+
+    def set_step(self, step: int) -> None:
+        self.encoder.set_step(step)
+
+    def forward(self, inputs: Tensor) -> tuple[Tensor, ConceptOutput]:
+        _, concepts = self.encoder.encode(inputs)
+        codes = concepts.quantized.reshape(-1, self.head[0].in_features)  # (P, A * S * D)
+        return self.head(codes), concepts

@@ -1,0 +1,178 @@
+"""Learning problems for the training loop: relation-labelled tuples (knowledge as constraint),
+tuples with a task head, and the fully supervised ceiling.
+
+Shape legend: N inputs, A inputs per tuple, S slots per input, K codes, L label values.
+Every task evaluates concept accuracy on single held-out inputs whose hidden symbol is known, both
+*grounded* (code i read as symbol i, which is what knowledge alone gives) and *best case* (codes
+mapped to symbols by the Hungarian method on the training inputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neurosym.constraint import TupleConstraint
+from neurosym.data.tuples import labelled_tuples
+from neurosym.errors import ConfigError, check_finite
+from neurosym.metrics import hungarian_map, mapped_accuracy
+
+
+Augment = Callable[[Tensor, torch.Generator], Tensor]
+"""A training-time input transform ``(inputs [N, ...], generator) -> inputs [N, ...]``."""
+
+
+@dataclass
+class SymbolData:
+    """Inputs with their hidden symbol (the symbol index the relation knows them by).
+
+    Shapes: inputs ``[N, ...]``; symbols ``[N]`` int64 in ``[0, K)``.
+    """
+
+    inputs: Tensor
+    symbols: Tensor
+
+    def __post_init__(self) -> None:
+        if self.inputs.shape[0] != self.symbols.shape[0]:
+            raise ConfigError(f"{self.inputs.shape[0]} inputs but {self.symbols.shape[0]} symbols")
+        check_finite("inputs", self.inputs)
+
+
+@torch.no_grad()
+def encode_codes(model: nn.Module, inputs: Tensor, device: torch.device, batch_size: int = 1024) -> tuple[Tensor, Tensor]:
+    """Concept codes and log-probabilities of every input (eval mode, batched).
+
+    Shapes: inputs ``[N, ...]`` -> codes ``[N, S]``, log_probs ``[N, S, K]`` (on CPU).
+    """
+    codes, log_probs = [], []
+    for chunk in inputs.split(batch_size):
+        _, concepts = model.encode(chunk.to(device, non_blocking=True))
+        codes.append(concepts.codes.cpu())
+        log_probs.append(concepts.log_probs.float().cpu())
+    return torch.cat(codes), torch.cat(log_probs)
+
+
+def concept_metrics(model: nn.Module, train: SymbolData, test: SymbolData, num_codes: int,
+                    device: torch.device) -> dict[str, float]:
+    """Grounded and Hungarian concept accuracy of slot 0 on the test inputs."""
+    test_codes = encode_codes(model, test.inputs, device)[0][:, 0]
+    train_codes = encode_codes(model, train.inputs, device)[0][:, 0]
+    num_symbols = int(max(train.symbols.max(), test.symbols.max())) + 1
+    mapping = hungarian_map(train_codes, train.symbols, num_codes, max(num_symbols, num_codes))
+    return {
+        "concept_acc": mapped_accuracy(test_codes, test.symbols),
+        "concept_acc_hungarian": mapped_accuracy(test_codes, test.symbols, mapping),
+    }
+
+
+class RelationTask:
+    """Tuples of A inputs labelled through a relation's allowed tuples, learned by the constraint.
+
+    Training draws ``pairs_per_epoch`` fresh tuples of training inputs each epoch; the loss is
+    ``TupleConstraint`` on the per-input concept distributions and the tuple's label. Held-out
+    tuples (``test_tuples`` of test inputs, drawn once with seed 0) measure label accuracy.
+    """
+
+    def __init__(self, train: SymbolData, test: SymbolData, tuples: Tensor, num_codes: int,
+                 tuples_per_epoch: int = 3000, test_tuples: int = 1000, aux_weight: float = 1.0,
+                 augment: Augment | None = None) -> None:
+        self.train, self.test, self.augment = train, test, augment
+        self.tuples = torch.as_tensor(tuples, dtype=torch.long)
+        self.arity = self.tuples.shape[1] - 1
+        self.num_codes = num_codes
+        self.constraint = TupleConstraint(self.tuples, num_symbols=num_codes)
+        self.tuples_per_epoch, self.aux_weight = tuples_per_epoch, aux_weight
+        self.test_members, self.test_labels = labelled_tuples(
+            test.symbols, test_tuples, self.tuples, num_codes, torch.Generator().manual_seed(0)
+        )
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-self.tuples_per_epoch // batch_size)
+
+    def batches(self, epoch: int, generator: torch.Generator, batch_size: int):
+        members, labels = labelled_tuples(
+            self.train.symbols, self.tuples_per_epoch, self.tuples, self.num_codes, generator
+        )
+        for start in range(0, self.tuples_per_epoch, batch_size):
+            chosen = members[start:start + batch_size]
+            inputs = self.train.inputs[chosen.reshape(-1)]  # (P * A, ...)
+            if self.augment is not None:
+                inputs = self.augment(inputs, generator)
+            yield inputs, labels[start:start + batch_size]
+
+    def tuple_log_probs(self, model: nn.Module, inputs: Tensor, device: torch.device):
+        """Inputs of P tuples ``[P * A, ...]`` -> concept log-probs ``[P, A, K]`` (slot 0), aux loss."""
+        _, concepts = model.encode(inputs.to(device, non_blocking=True))
+        log_probs = concepts.log_probs[:, 0, :].reshape(-1, self.arity, concepts.log_probs.shape[-1])
+        return log_probs, concepts.aux_loss
+
+    def loss(self, model: nn.Module, batch, device: torch.device) -> Tensor:
+        inputs, labels = batch
+        log_probs, aux = self.tuple_log_probs(model, inputs, device)
+        return self.constraint(log_probs, labels.to(device, non_blocking=True)) + self.aux_weight * aux
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        inputs = self.test.inputs[self.test_members.reshape(-1)]
+        log_probs, _ = self.tuple_log_probs(model, inputs, device)
+        predicted = self.constraint.predict(log_probs.float()).cpu()
+        metrics = {"label_acc": float((predicted == self.test_labels).double().mean())}
+        metrics.update(concept_metrics(model, self.train, self.test, self.num_codes, device))
+        return metrics
+
+
+class SupervisedTask:
+    """The ceiling: the same network trained with each input's symbol as the label of its code.
+
+    ``inputs_per_epoch`` (default: one pass) lets it see as many inputs per epoch as a relation task
+    whose tuples hold several inputs, so that both get the same training budget.
+    """
+
+    def __init__(self, train: SymbolData, test: SymbolData, num_codes: int, augment: Augment | None = None,
+                 inputs_per_epoch: int | None = None) -> None:
+        self.train, self.test, self.num_codes, self.augment = train, test, num_codes, augment
+        self.inputs_per_epoch = inputs_per_epoch or train.symbols.shape[0]
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-self.inputs_per_epoch // batch_size)
+
+    def batches(self, epoch: int, generator: torch.Generator, batch_size: int):
+        count = self.train.symbols.shape[0]
+        passes = -(-self.inputs_per_epoch // count)
+        order = torch.cat([torch.randperm(count, generator=generator) for _ in range(passes)])
+        order = order[: self.inputs_per_epoch]
+        for start in range(0, order.shape[0], batch_size):
+            chosen = order[start:start + batch_size]
+            inputs = self.train.inputs[chosen]
+            if self.augment is not None:
+                inputs = self.augment(inputs, generator)
+            yield inputs, self.train.symbols[chosen]
+
+    def loss(self, model: nn.Module, batch, device: torch.device) -> Tensor:
+        inputs, symbols = batch
+        _, concepts = model.encode(inputs.to(device, non_blocking=True))
+        log_probs = concepts.log_probs[:, 0, :].float()
+        return F.nll_loss(log_probs, symbols.to(device, non_blocking=True)) + concepts.aux_loss
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        return concept_metrics(model, self.train, self.test, self.num_codes, device)
+
+
+class TupleHeadTask(RelationTask):
+    """Tuples labelled through a relation, learned by a task head over the codes (no knowledge in
+    the loss). The model must be a ``TupleClassifier``; label accuracy is the head's."""
+
+    def loss(self, model: nn.Module, batch, device: torch.device) -> Tensor:
+        inputs, labels = batch
+        logits, concepts = model(inputs.to(device, non_blocking=True))
+        return F.cross_entropy(logits.float(), labels.to(device, non_blocking=True)) + self.aux_weight * concepts.aux_loss
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        inputs = self.test.inputs[self.test_members.reshape(-1)].to(device)
+        predicted = model(inputs)[0].argmax(-1).cpu()
+        metrics = {"label_acc": float((predicted == self.test_labels).double().mean())}
+        metrics.update(concept_metrics(model, self.train, self.test, self.num_codes, device))
+        return metrics

@@ -1,0 +1,272 @@
+"""The training loop: device choice, bf16 autocast, clipping, annealing, atomic checkpoints, resume.
+
+A *task* supplies batches and the loss (see ``Task``); the loop owns everything else. Each epoch
+ends with an atomic checkpoint (weights, optimizer, schedule, step, RNG states, config, code version,
+history) and a row in ``metrics.csv``; a run killed at any point resumes from its last checkpoint
+and continues bit for bit, because each epoch's data order is drawn from ``(seed, epoch)`` and the
+global RNG state is restored.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from neurosym.config import dump_toml, to_dict
+from neurosym.errors import ConfigError, NonFiniteError
+from neurosym.version import code_version
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (saved with every run)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    min_lr_fraction: float = 0.05
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    compile: bool = False
+    eval_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+
+
+class Task(Protocol):
+    """What the loop needs from a learning problem."""
+
+    def batches(self, epoch: int, generator: torch.Generator, batch_size: int) -> Iterable[Any]:
+        """This epoch's batches, in an order drawn from ``generator`` only."""
+
+    def steps_per_epoch(self, batch_size: int) -> int: ...
+
+    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> Tensor:
+        """Scalar training loss of one batch."""
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Metrics on held-out data (the model is in eval mode)."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run leaves: its folder, last metrics, per-epoch history and timing."""
+
+    run_dir: Path
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    resumed_from_epoch: int = 0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA if present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; errors if CUDA is absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r} is not auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif device.type != "cpu":
+        raise ConfigError(f"device {name!r} is not auto, cpu, cuda or cuda:N")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically: a crash leaves either the old checkpoint or the new one, never half of one."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise ConfigError(f"{path}: not a readable neurosym checkpoint ({exc})") from None
+
+
+def _lr_factor(step: int, total: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_fraction``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+    return config.min_lr_fraction + (1 - config.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, fused=device.type == "cuda")
+
+
+def _write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
+    columns: list[str] = []
+    for row in history:
+        columns += [key for key in row if key not in columns]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: nn.Module,
+    task: Task,
+    config: TrainConfig,
+    run_dir: str | Path,
+    run_config: Any = None,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``task``; write checkpoint, ``metrics.csv`` and ``config.toml`` to ``run_dir``.
+
+    ``run_config`` (a dataclass or dict) is the whole experiment's config saved beside the results.
+    With ``resume``, an existing checkpoint in ``run_dir`` is continued. ``stop_after_epoch`` ends
+    the process early as a kill would (used to test exact resume).
+    """
+    from tqdm.auto import tqdm
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = select_device(config.device)
+    if run_config is not None:
+        (run_dir / "config.toml").write_text(dump_toml(run_config if isinstance(run_config, dict) else to_dict(run_config)))
+    seed_everything(config.seed)
+    model.to(device)
+    optimizer = _make_optimizer(model, config, device)
+    steps_per_epoch = task.steps_per_epoch(config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total_steps, config))
+    history: list[dict[str, float]] = []
+    start_epoch, elapsed = 0, 0.0
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    if resume and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise ConfigError(f"{checkpoint_path}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start_epoch, history, elapsed = state["epoch"], state["history"], state["train_seconds"]
+    step_model = model
+    if config.compile:
+        step_model = torch.compile(model)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
+    metrics: dict[str, float] = history[-1] if history else {}
+    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not progress, unit="step", leave=False)
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        model.train()
+        for usage in _usage_trackers(model):
+            usage.reset()
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        loss_sum = torch.zeros((), device=device)
+        for index, batch in enumerate(task.batches(epoch, generator, config.batch_size)):
+            step = epoch * steps_per_epoch + index
+            if hasattr(model, "set_step"):
+                model.set_step(step)
+            with autocast:
+                loss = task.loss(step_model, batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach().float()
+            bar.update(1)
+        train_loss = float(loss_sum) / steps_per_epoch
+        if not math.isfinite(train_loss):
+            raise NonFiniteError(f"training loss became {train_loss} in epoch {epoch + 1}; lower train.lr or check the inputs")
+        elapsed += time.perf_counter() - started
+        row: dict[str, float] = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "train_loss": train_loss,
+                                 "lr": scheduler.get_last_lr()[0], "train_seconds": round(elapsed, 3)}
+        temperature = getattr(getattr(model, "concept", None), "temperature", None)
+        if temperature is not None:
+            row["temperature"] = temperature
+        for usage in _usage_trackers(model):
+            row.update({f"train_{k}": v for k, v in usage.stats().items()})
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            model.eval()
+            with torch.no_grad(), autocast:
+                row.update(task.evaluate(model, device))
+        history.append(row)
+        metrics = row
+        bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("train_loss", "concept_acc", "label_acc")})
+        save_checkpoint(checkpoint_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(), "epoch": epoch + 1, "history": history, "train_seconds": elapsed,
+            "config": to_dict(run_config) if run_config is not None and not isinstance(run_config, dict) else run_config,
+            "code_version": code_version(),
+        })
+        _write_metrics_csv(run_dir / "metrics.csv", history)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            break
+    bar.close()
+    return TrainResult(run_dir=run_dir, metrics=metrics, history=history, train_seconds=elapsed,
+                       resumed_from_epoch=start_epoch)
+
+
+def _usage_trackers(model: nn.Module):
+    from neurosym.concepts import CodebookUsage
+
+    return [m for m in model.modules() if isinstance(m, CodebookUsage)]

@@ -1,0 +1,1 @@
+"""pipelines: the steps that join neurosym and kg, and the neurosym CLI."""

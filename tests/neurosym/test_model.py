@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from neurosym.errors import ConfigError, ShapeError
+from neurosym.model import ConceptConfig, ConceptTransformer, ModelConfig, TupleClassifier
+
+
+@pytest.mark.parametrize("kind", ["gumbel", "vq"])
+@pytest.mark.parametrize(
+    "config, inputs",
+    [
+        (dict(input="patches"), torch.rand(3, 8, 8)),
+        (dict(input="tokens", vocab_size=20), torch.randint(0, 20, (3, 9))),
+        (dict(input="features", feature_dim=5), torch.rand(3, 4, 5)),
+    ],
+)
+def test_every_input_adapter_feeds_the_concept_layer(kind, config, inputs):
+    model = ConceptTransformer(ModelConfig(d_model=16, n_heads=2, concept=ConceptConfig(kind=kind, num_slots=2), num_classes=3, **config))
+    out = model(inputs)
+    assert out.concepts.codes.shape == (3, 2)
+    assert out.concepts.log_probs.shape == (3, 2, 10)
+    assert out.logits.shape == (3, 3)
+
+
+@pytest.mark.parametrize("kind", ["gumbel", "vq"])
+def test_upper_blocks_see_only_the_discrete_state(kind):
+    torch.manual_seed(0)
+    config = ModelConfig(d_model=16, n_heads=2, n_layers=3, concept_depth=1, num_classes=2,
+                         concept=ConceptConfig(kind=kind, slots="tokens", num_codes=4))
+    model = ConceptTransformer(config).eval()
+    images = torch.rand(64, 8, 8)
+    out = model(images)
+    # Two inputs with the same codes must get identical outputs, whatever their continuous states.
+    codes = out.concepts.codes
+    same = [(i, j) for i in range(64) for j in range(i + 1, 64) if torch.equal(codes[i], codes[j])]
+    assert len(model.upper) == 2 and len(model.lower) == 1
+    for i, j in same[:5]:
+        assert torch.allclose(out.logits[i], out.logits[j])
+    # And the quantized state is exactly the code vectors.
+    table = model.concept.embedding if kind == "gumbel" else model.concept.codebook
+    assert torch.allclose(out.concepts.quantized, table[codes], atol=1e-5)
+
+
+def test_tuple_classifier_reads_codes_of_each_input():
+    encoder = ConceptTransformer(ModelConfig(d_model=16, n_heads=2))
+    model = TupleClassifier(encoder, arity=2, num_labels=19)
+    logits, concepts = model(torch.rand(10, 8, 8))
+    assert logits.shape == (5, 19) and concepts.codes.shape == (10, 1)
+
+
+def test_bad_shapes_and_settings_name_the_problem():
+    model = ConceptTransformer(ModelConfig(d_model=16, n_heads=2))
+    with pytest.raises(ShapeError, match=r"images: expected shape \[B, 1, 8, 8\]"):
+        model(torch.rand(3, 7, 7))
+    with pytest.raises(ConfigError, match="divisible by n_heads"):
+        ModelConfig(d_model=15, n_heads=2)
+    with pytest.raises(ConfigError, match="concept.num_codes must be >= 2, got 1"):
+        ConceptConfig(num_codes=1)
+    with pytest.raises(ConfigError, match="concept_depth"):
+        ModelConfig(n_layers=2, concept_depth=5)
