@@ -1,0 +1,162 @@
+"""Benchmark of the knowledge store: bulk SQL insert, RDF view build, three queries, rdflib side by side.
+
+    python bench/store.py --n 1000000 --json bench/store.json
+
+A synthetic run: N inputs, one slot, codes uniform over 64, confidence uniform in [0, 1); code k is
+aligned to ``arith:n{k mod 19}``. Queries:
+
+- q1: inputs whose concept is (``rdf:type/rdfs:subClassOf*``) ``arith:Prime`` with confidence > 0.9;
+- q2: inputs per entity (GROUP BY);
+- q3: the 10 most confident inputs of ``arith:n7``.
+
+``p50_ms`` is the store's answer path (SQL, ``Store.count_inputs_in_class`` / ``concept_counts`` /
+``top_inputs``); ``sparql_p50_ms`` the same queries in SPARQL on the Oxigraph view. At ``--compare-n``
+(100 000) the same three SPARQL queries run on rdflib's in-memory ``Graph``; every answer is asserted
+equal to rdflib's. Prints and writes one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rdflib import Graph, Literal, URIRef
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kg.store import Store  # noqa: E402
+from kg.vocab import ARITH, PREFIXES  # noqa: E402
+
+K = 64
+PRIME = URIRef(ARITH.Prime)
+ENTITY = URIRef(ARITH.n7)
+MIN_CONF = 0.9
+Q1 = """SELECT (COUNT(DISTINCT ?i) AS ?n) WHERE {
+  ?e rdf:type/rdfs:subClassOf* ?class .
+  ?a ns:entity ?e ; ns:confidence ?c ; ns:input ?i .
+  FILTER(?c > ?min)
+}"""
+Q2 = "SELECT ?e (COUNT(?i) AS ?n) WHERE { ?i ns:hasConcept ?e } GROUP BY ?e"
+Q3 = "SELECT ?i ?c WHERE { ?a ns:entity ?e ; ns:confidence ?c ; ns:input ?i } ORDER BY DESC(?c) LIMIT 10"
+BINDINGS = {"q1": {"class": PRIME, "min": Literal(MIN_CONF)}, "q2": {}, "q3": {"e": ENTITY}}
+QUERIES = {"q1": Q1, "q2": Q2, "q3": Q3}
+
+
+def build(path: Path, n: int, seed: int = 0) -> tuple[Store, dict]:
+    """A store with the arithmetic KG and one synthetic run of ``n`` assignments; returns timings."""
+    rng = np.random.default_rng(seed)
+    store = Store.open(path)
+    store.load_rdf([ROOT / "data" / "arithmetic.ttl"])
+    run = store.create_run("bench", {"n": n, "codes": K}, seed, "bench", None, None)
+    store.add_codes(run, np.arange(K), rng.random(K) + 1, np.full(K, 1 / K))
+    code = rng.integers(0, K, n)
+    conf = rng.random(n)
+    keys = [str(i) for i in range(n)]
+    t0 = time.perf_counter()
+    ids = store.add_inputs("synthetic", "test", keys)
+    t1 = time.perf_counter()
+    store.add_assignments(run, ids, np.zeros(n, dtype=np.int64), code, conf)
+    t2 = time.perf_counter()
+    store.add_alignments(run, np.arange(K), [str(ARITH[f"n{k % 19}"]) for k in range(K)], 0.6 + 0.4 * rng.random(K), "synthetic")
+    t3 = time.perf_counter()
+    store.rebuild_rdf()
+    t4 = time.perf_counter()
+    return store, {"inputs_insert_seconds": t1 - t0, "assignments_insert_seconds": t2 - t1,
+                   "sql_insert_seconds": t2 - t0, "rdf_build_seconds": t4 - t3}
+
+
+def p50(fn, repeat: int) -> tuple[float, object]:
+    """Median wall time in ms of ``repeat`` calls of ``fn``, and its last answer."""
+    times, answer = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        answer = fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), answer
+
+
+def sql_answers(store: Store) -> dict:
+    """The three answers through the store's SQL path, normalised for comparison."""
+    return {
+        "q1": lambda: store.count_inputs_in_class(PRIME, MIN_CONF),
+        "q2": lambda: dict(sorted(store.concept_counts().items())),
+        "q3": lambda: [(i, round(c, 12)) for i, c in store.top_inputs(ENTITY, 10)],
+    }
+
+
+def normalise(name: str, rows) -> object:
+    """SPARQL rows (rdflib terms) in the shape of the SQL answers."""
+    rows = list(rows)
+    if name == "q1":
+        return int(rows[0][0].toPython())
+    if name == "q2":
+        return dict(sorted((str(e), int(n.toPython())) for e, n in rows))
+    return sorted(((str(i), round(float(c.toPython()), 12)) for i, c in rows), key=lambda r: (-r[1], r[0]))
+
+
+def sparql_answers(store: Store) -> dict:
+    """The three queries through ``Store.sparql`` (Oxigraph)."""
+    return {q: (lambda q=q: normalise(q, store.sparql(QUERIES[q], BINDINGS[q]).rows)) for q in QUERIES}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--compare-n", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--dir", type=Path, default=None, help="where to build the stores (default: a temp dir)")
+    args = parser.parse_args()
+    workdir = args.dir or Path(tempfile.mkdtemp(prefix="neurosym-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    out: dict = {"n": args.n, "compare_n": args.compare_n, "codes": K, "python": platform.python_version(),
+                 "machine": platform.machine(), "cpus": __import__("os").cpu_count()}
+
+    store, timings = build(workdir / "big.sqlite", args.n)
+    out.update(timings)
+    out["p50_ms"], out["sparql_p50_ms"] = {}, {}
+    for q, fn in sql_answers(store).items():
+        out["p50_ms"][q], sql = p50(fn, args.repeat)
+        out["sparql_p50_ms"][q], ox = p50(sparql_answers(store)[q], max(1, args.repeat // 2))
+        assert sql == ox, f"{q}: SQL and SPARQL answers differ at N={args.n}: {sql} != {ox}"
+    store.close()
+
+    small, small_timings = build(workdir / "small.sqlite", args.compare_n)
+    t = time.perf_counter()
+    graph = Graph()
+    graph.parse(data=small.export("nt"), format="nt")
+    out["rdflib_load_seconds"] = time.perf_counter() - t
+    out["compare_rdf_build_seconds"] = small_timings["rdf_build_seconds"]
+    out["compare_p50_ms"], out["compare_sparql_p50_ms"], out["rdflib_p50_ms"] = {}, {}, {}
+    out["speedup_vs_rdflib"], out["sparql_speedup_vs_rdflib"] = {}, {}
+    for q in QUERIES:
+        out["rdflib_p50_ms"][q], ref = p50(
+            lambda q=q: normalise(q, graph.query(QUERIES[q], initNs=PREFIXES, initBindings=BINDINGS[q])), 3
+        )
+        out["compare_p50_ms"][q], sql = p50(sql_answers(small)[q], args.repeat)
+        out["compare_sparql_p50_ms"][q], ox = p50(sparql_answers(small)[q], args.repeat)
+        assert sql == ref, f"{q}: SQL answer differs from rdflib's at N={args.compare_n}: {sql} != {ref}"
+        assert ox == ref, f"{q}: Oxigraph answer differs from rdflib's at N={args.compare_n}: {ox} != {ref}"
+        out["speedup_vs_rdflib"][q] = out["rdflib_p50_ms"][q] / out["compare_p50_ms"][q]
+        out["sparql_speedup_vs_rdflib"][q] = out["rdflib_p50_ms"][q] / out["compare_sparql_p50_ms"][q]
+    small.close()
+    out["answers_equal_rdflib"] = True
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    text = json.dumps(out, indent=2, sort_keys=True)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""SPARQL over the RDF view: read-only queries, bindings, rdflib-facing results and the SPARQL 1.1 result
+formats (JSON, CSV, TSV) plus a plain-text table, Turtle and N-Triples for graphs.
+
+Bindings are RDF terms joined into the query's top-level group as a ``VALUES`` block built from the
+terms' N-Triples serialisation (escaped by the serializer, never by string pasting), which is what
+rdflib's ``initBindings`` means; Oxigraph's own substitution only accepts projected variables.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+
+import pyoxigraph as ox
+from rdflib import BNode, Graph, Literal, URIRef, Variable
+from rdflib.term import Node
+
+from kg.errors import KGError, ReadOnlyQueryError, SparqlSyntaxError
+from kg.rdf_io import bind_prefixes
+from kg.vocab import PREFIXES
+
+RESULT_FORMATS = ("table", "json", "csv", "tsv", "turtle", "nt")
+
+
+def to_rdflib(term) -> Node | None:
+    """A pyoxigraph term as the rdflib term of the same value."""
+    if term is None:
+        return None
+    if isinstance(term, ox.NamedNode):
+        return URIRef(term.value)
+    if isinstance(term, ox.BlankNode):
+        return BNode(term.value)
+    if isinstance(term, ox.Literal):
+        if term.language:
+            return Literal(term.value, lang=term.language)
+        if term.datatype.value == "http://www.w3.org/2001/XMLSchema#string":
+            return Literal(term.value)  # a simple literal, as rdflib's parsers produce it
+        return Literal(term.value, datatype=URIRef(term.datatype.value), normalize=False)
+    raise KGError(f"unsupported result term {term!r}")
+
+
+def to_rdflib_term(value) -> Node:
+    """A binding value as an rdflib term: terms pass through, Python scalars become typed literals."""
+    if isinstance(value, Node):
+        return value
+    if isinstance(value, (bool, int, float, str)):
+        return Literal(value)
+    raise KGError(f"binding value {value!r}: expected an rdflib term or str/int/float/bool")
+
+
+@dataclass
+class SparqlResult:
+    """The answer to one query: ``kind`` is ``select``, ``ask`` or ``graph`` (CONSTRUCT/DESCRIBE).
+
+    ``vars`` and ``rows`` (tuples of rdflib terms, None where unbound) for SELECT; ``askanswer`` for ASK;
+    ``graph`` (an rdflib ``Graph``) for CONSTRUCT and DESCRIBE.
+    """
+
+    kind: str
+    vars: list[str] = field(default_factory=list)
+    rows: list[tuple[Node | None, ...]] = field(default_factory=list)
+    askanswer: bool | None = None
+    graph: Graph | None = None
+
+    def __len__(self) -> int:
+        if self.kind == "select":
+            return len(self.rows)
+        if self.kind == "graph":
+            return len(self.graph)
+        return 1
+
+    def __iter__(self):
+        if self.kind == "select":
+            return iter(self.rows)
+        if self.kind == "graph":
+            return iter(self.graph)
+        return iter([self.askanswer])
+
+    def records(self) -> list[dict[str, object]]:
+        """SELECT rows as dicts of Python values (``toPython``), unbound variables left out."""
+        return [{v: t.toPython() for v, t in zip(self.vars, row) if t is not None} for row in self.rows]
+
+    def serialize(self, format: str = "table") -> str:
+        """The result as ``json``/``csv``/``tsv`` (SPARQL 1.1 result formats), ``table``, or for graphs
+        ``turtle``/``nt``."""
+        if format not in RESULT_FORMATS:
+            raise KGError(f"unknown result format {format!r}; expected one of {list(RESULT_FORMATS)}")
+        if self.kind == "graph":
+            fmt = {"turtle": "turtle", "nt": "nt", "table": "turtle"}.get(format)
+            if fmt is None:
+                raise KGError(f"a CONSTRUCT/DESCRIBE result is a graph: use --format turtle or nt, not {format}")
+            return bind_prefixes(self.graph).serialize(format=fmt)
+        if format in ("turtle", "nt"):
+            raise KGError(f"{format} is for CONSTRUCT/DESCRIBE results; use table, json, csv or tsv")
+        return {"json": self._json, "csv": self._csv, "tsv": self._tsv, "table": self._table}[format]()
+
+    def _json(self) -> str:
+        if self.kind == "ask":
+            return json.dumps({"head": {}, "boolean": self.askanswer})
+        bindings = [
+            {v: _json_term(t) for v, t in zip(self.vars, row) if t is not None} for row in self.rows
+        ]
+        return json.dumps({"head": {"vars": self.vars}, "results": {"bindings": bindings}}, ensure_ascii=False)
+
+    def _csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")  # the SPARQL CSV format uses CRLF
+        if self.kind == "ask":
+            writer.writerow(["_askResult"])
+            writer.writerow(["true" if self.askanswer else "false"])
+            return out.getvalue()
+        writer.writerow(self.vars)
+        for row in self.rows:
+            writer.writerow(["" if t is None else (f"_:{t}" if isinstance(t, BNode) else str(t)) for t in row])
+        return out.getvalue()
+
+    def _tsv(self) -> str:
+        if self.kind == "ask":
+            return f"?_askResult\n{'true' if self.askanswer else 'false'}\n"
+        lines = ["\t".join(f"?{v}" for v in self.vars)]
+        lines += ["\t".join("" if t is None else t.n3() for t in row) for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def _table(self) -> str:
+        if self.kind == "ask":
+            return "true\n" if self.askanswer else "false\n"
+        graph = bind_prefixes(Graph())
+        cells = [[("" if t is None else _short(t, graph)) for t in row] for row in self.rows]
+        widths = [max([len(v)] + [len(r[i]) for r in cells]) for i, v in enumerate(self.vars)]
+        line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+        out = [line(self.vars), line(["-" * w for w in widths])] + [line(r) for r in cells]
+        out.append(f"({len(self.rows)} row{'s' if len(self.rows) != 1 else ''})")
+        return "\n".join(out) + "\n"
+
+
+def _json_term(term: Node) -> dict:
+    if isinstance(term, URIRef):
+        return {"type": "uri", "value": str(term)}
+    if isinstance(term, BNode):
+        return {"type": "bnode", "value": str(term)}
+    out = {"type": "literal", "value": str(term)}
+    if term.language:
+        out["xml:lang"] = term.language
+    elif term.datatype is not None and str(term.datatype) != "http://www.w3.org/2001/XMLSchema#string":
+        out["datatype"] = str(term.datatype)
+    return out
+
+
+def _short(term: Node, graph: Graph) -> str:
+    if isinstance(term, URIRef):
+        try:
+            return graph.namespace_manager.normalizeUri(term)
+        except Exception:
+            return f"<{term}>"
+    if isinstance(term, Literal):
+        return str(term)
+    return term.n3()
+
+
+# -- bindings ---------------------------------------------------------------------------------------
+_TOKEN = re.compile(
+    r'#[^\n]*|"""(?:[^\\]|\\.)*?"""|\'\'\'(?:[^\\]|\\.)*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|<[^<>"{}|^`\\\s]*>|[{}]',
+    re.S,
+)
+_FORM = re.compile(r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b", re.I)
+
+
+def _top_groups(query: str) -> list[int]:
+    """Offsets just after each top-level ``{`` of the query, skipping comments, strings and IRIs."""
+    depth, starts = 0, []
+    for match in _TOKEN.finditer(query):
+        token = match.group()
+        if token == "{":
+            if depth == 0:
+                starts.append(match.end())
+            depth += 1
+        elif token == "}":
+            depth -= 1
+    return starts
+
+
+def inject_bindings(query: str, bindings: dict) -> str:
+    """The query with ``VALUES (?v ...) { (term ...) }`` opening its WHERE group."""
+    if not bindings:
+        return query
+    names, terms = [], []
+    for name, value in bindings.items():
+        name = str(name).lstrip("?$")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise KGError(f"binding name {name!r} is not a SPARQL variable name")
+        names.append(f"?{name}")
+        terms.append(to_rdflib_term(value).n3())
+    groups = _top_groups(query)
+    form = _FORM.search(query)
+    is_template = form and form.group(1).upper() == "CONSTRUCT" and not re.match(r"\s*WHERE\b", query[form.end():], re.I)
+    where = groups[1] if is_template and len(groups) > 1 else (groups[0] if groups else None)
+    if where is None:
+        raise KGError("bindings need a query with a WHERE { ... } group")
+    values = f" VALUES ({' '.join(names)}) {{ ({' '.join(terms)}) }} "
+    return query[:where] + values + query[where:]
+
+
+# -- running ----------------------------------------------------------------------------------------
+def _is_update(query: str) -> bool:
+    from rdflib.plugins.sparql.parser import parseUpdate
+
+    try:
+        parseUpdate(query)
+        return True
+    except Exception:
+        return False
+
+
+def run_query(view, query: str, bindings: dict | None = None) -> SparqlResult:
+    """Run a read-only query on an ``RdfView``; updates and syntax errors raise ``KGError``s."""
+    if not isinstance(query, str) or not query.strip():
+        raise KGError("empty SPARQL query")
+    text = inject_bindings(query, bindings or {})
+    try:
+        result = view.query(text, prefixes=PREFIXES)
+    except SyntaxError as exc:
+        if _is_update(query):
+            raise ReadOnlyQueryError("SPARQL updates are not allowed here: the RDF view is derived from SQL; write through the store API") from None
+        raise SparqlSyntaxError(f"SPARQL syntax {exc}".replace("error at ", "error at line:column ")) from None
+    except (RuntimeError, OSError) as exc:
+        raise KGError(f"SPARQL evaluation failed: {exc}".splitlines()[0]) from None
+    if isinstance(result, ox.QueryBoolean):
+        return SparqlResult(kind="ask", askanswer=bool(result))
+    if isinstance(result, ox.QueryTriples):
+        graph = Graph()
+        for t in result:
+            graph.add((to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object)))
+        return SparqlResult(kind="graph", graph=graph)
+    names = [v.value for v in result.variables]
+    rows = [tuple(to_rdflib(s[i]) for i in range(len(names))) for s in result]
+    return SparqlResult(kind="select", vars=names, rows=rows)
