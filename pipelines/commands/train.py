@@ -1,0 +1,56 @@
+"""``neurosym train``: train and evaluate one experiment config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipelines.commands.kg import store_option
+
+
+def config_overrides(command):
+    """Options every training command shares: seed, epochs, device."""
+    for option in (
+        click.option("--seed", type=int, default=None, help="Override train.seed."),
+        click.option("--epochs", type=int, default=None, help="Override train.epochs."),
+        click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (overrides train.device)."),
+    ):
+        command = option(command)
+    return command
+
+
+def overrides(seed, epochs, device) -> dict:
+    return {"train.seed": seed, "train.epochs": epochs, "train.device": device}
+
+
+def ensure_parent(store: str) -> None:
+    """A SQLite path's folder is created on first use; URLs are left alone."""
+    if "://" not in store:
+        Path(store).parent.mkdir(parents=True, exist_ok=True)
+
+
+@click.command("train")
+@click.argument("config_path", required=False, type=click.Path(dir_okay=False))
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default runs/<name>-seed<seed>).")
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming a checkpoint in the run folder.")
+@store_option
+@config_overrides
+def train_command(config_path, run_dir, fresh, store, seed, epochs, device):
+    """Train CONFIG (default: the bundled digit-addition config) and print its metrics."""
+    from kg.store import Store
+    from pipelines.config import load_config
+    from pipelines.train_step import train
+
+    config, base = load_config(config_path, **overrides(seed, epochs, device))
+    run_dir = Path(run_dir or f"runs/{config.name}-seed{config.train.seed}")
+    ensure_parent(store)
+    with Store.open(store) as opened:
+        outcome = train(config, base, opened, run_dir, resume=not fresh)
+    click.echo(json.dumps({k: round(v, 4) for k, v in outcome.metrics.items()}, indent=2))
+    click.echo(f"run folder: {outcome.run_dir}")
+
+
+COMMANDS = [train_command]

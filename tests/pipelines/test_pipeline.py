@@ -1,0 +1,101 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from kg.rules import RuleError
+from neurosym.errors import ConfigError
+from pipelines.cli import main
+from pipelines.encode_step import encode
+from pipelines.rules_step import apply_rules
+from pipelines.run import run
+from pipelines.train_step import prepare_task
+
+
+def test_pipeline_writes_symbols_alignment_and_rules(tmp_path, store, quick_config):
+    config, base = quick_config()
+    result = run(config, base, store, tmp_path / "run", progress=False)
+    summary = result.summary()
+    assert summary["run_id"] == result.run_id
+    assert set(summary["seconds"]) == {"load", "train", "encode", "align", "rules", "rdf_sync"}
+    # Every train and test image has its top symbol in the store, visible to SPARQL.
+    count = store.sparql("SELECT (COUNT(?x) AS ?n) WHERE { ?x ns:hasConcept ?e }").rows[0][0]
+    assert int(count) == 1797
+    # The alignment is in the RDF view as SKOS mappings of the run's codes.
+    mapped = store.sparql("SELECT ?code ?e WHERE { ?code skos:exactMatch|skos:closeMatch ?e }").rows
+    assert len(mapped) == len(result.aligned.alignment.rows())
+    # Rules derived pair facts into named graphs of their own.
+    graphs = {str(g) for (g,) in store.sparql("SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ns:pairSum ?o } }").rows}
+    assert graphs == {f"https://w3id.org/neurosym/graph/rules/run-{result.run_id}/pair_sum"}
+    assert result.rules.per_rule["pair_sum"] == config.task.test_tuples
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["store_run_id"] == result.run_id and len(saved["checkpoint_sha256"]) == 64
+    assert "epochs = 2" in (tmp_path / "run" / "config.toml").read_text()
+
+
+def test_encode_refuses_a_checkpoint_of_another_architecture(tmp_path, store, quick_config):
+    config, base = quick_config(**{"train.epochs": 1})
+    run(config, base, store, tmp_path / "run", progress=False)
+    other, _ = quick_config()
+    other.model.d_model = 48
+    with pytest.raises(ConfigError, match="checkpoint is from another architecture"):
+        encode(other, prepare_task(other, base, store), tmp_path / "run", store)
+
+
+def test_bad_rules_leave_the_store_unchanged(tmp_path, store, quick_config):
+    config, base = quick_config(**{"train.epochs": 1})
+    run(config, base, store, tmp_path / "run", progress=False)
+    before = store.export("nt")
+    bad = tmp_path / "bad.rules"
+    bad.write_text("[loose] isa(?x, ?c) :- hasConcept(?x, ?e).\n")
+    with pytest.raises(RuleError, match=r"bad.rules:1: rule \[loose\].*\?c"):
+        apply_rules(store, [bad])
+    unknown = tmp_path / "unknown.rules"
+    unknown.write_text("[typo] isa(?x, ?e) :- hasConcpt(?x, ?e).\n")
+    with pytest.raises(RuleError, match="hasConcpt"):
+        apply_rules(store, [unknown])
+    assert store.export("nt") == before
+
+
+def test_cli_demo_runs_end_to_end(tmp_path, cli_runner):
+    result = cli_runner.invoke(main, ["demo", "--dir", str(tmp_path), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert '"alignment_method": "constraint"' in result.output
+    assert "code   0 -> https://w3id.org/neurosym/arith#n" in result.output
+    assert "# images per concept (top symbol)" in result.output
+    assert (tmp_path / "neurosym.sqlite").exists()
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path, cli_runner):
+    config = tmp_path / "bad.toml"
+    config.write_text("[model.concept]\nnum_code = 10\n")
+    result = cli_runner.invoke(main, ["train", str(config), "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: unknown config key 'model.concept.num_code' (known: commitment_weight, cosine, dead_code_threshold, "
+        "decay, diversity_weight, ema, hard, kind, num_codes, num_slots, slots, temperature)"
+    )
+    assert "Traceback" not in result.output
+    debug = cli_runner.invoke(main, ["--debug", "train", str(config), "--store", str(tmp_path / "s.sqlite")])
+    assert isinstance(debug.exception, ConfigError)
+
+
+def test_cli_rejects_cuda_without_a_gpu(tmp_path, cli_runner):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = cli_runner.invoke(main, ["train", "--device", "cuda", "--epochs", "1", "--run-dir", str(tmp_path / "r"),
+                                      "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 1
+    assert "CUDA is not available" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config_name", ["digits_addition.toml", "digits_maximum.toml"])
+def test_both_bundled_tasks_learn_the_digits(tmp_path, store, config_name):
+    from pipelines.config import DATA_DIR, load_config
+
+    config, base = load_config(DATA_DIR / "configs" / config_name, **{"train.epochs": 12, "train.device": "cpu"})
+    result = run(config, base, store, tmp_path / "run", progress=False)
+    assert result.trained.metrics["concept_acc"] > 0.9
+    assert result.aligned.accuracy == 1.0
