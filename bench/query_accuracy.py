@@ -55,8 +55,8 @@ QUESTIONS = {
     "pairs whose second digit succeeds the first": f"SELECT ?pair WHERE {{ {PAIR} ?a ns:successor ?b }}",
     "pairs whose first digit is smaller": f"SELECT ?pair WHERE {{ {PAIR} ?a ns:lessThan ?b }}",
     "pairs of equal digits": f"SELECT ?pair WHERE {{ {PAIR} FILTER(?a = ?b) }}",
-    "images showing the successor of image digit-1's digit": (
-        "SELECT ?img WHERE { GRAPH ?run { <https://w3id.org/neurosym/input/digits/test/digit-1> ns:hasConcept ?a . "
+    "images showing the successor of test image digit-24's digit": (
+        "SELECT ?img WHERE { GRAPH ?run { <https://w3id.org/neurosym/input/digits/test/digit-24> ns:hasConcept ?a . "
         f"?img ns:hasConcept ?b }} ?a ns:successor ?b . {TEST} }}"
     ),
 }
@@ -69,7 +69,7 @@ def add_gold_run(store: Store, prepared, config) -> int:
     store.add_codes(run_id, np.arange(len(relation.symbols)), np.ones(len(relation.symbols)), np.full(len(relation.symbols), 0.1))
     for split, data, keys in (("train", prepared.train, prepared.train_keys), ("test", prepared.test, prepared.test_keys)):
         ids = store.add_inputs(config.task.dataset, split, keys)
-        store.add_assignments(run_id, ids, np.zeros(len(ids)), data.symbols.numpy(), np.ones(len(ids)))
+        store.add_assignments(run_id, ids, np.zeros(len(ids), dtype=np.int64), data.symbols.numpy(), np.ones(len(ids)))
     store.add_alignments(run_id, np.arange(len(relation.symbols)), list(relation.symbols), np.ones(len(relation.symbols)), "gold")
     return run_id
 

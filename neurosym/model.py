@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurosym.concepts import ConceptOutput, GumbelConcepts, TemperatureSchedule, VectorQuantizer
+from neurosym.concepts.continuous import ContinuousConcepts
 from neurosym.errors import ConfigError, check_shape
 
 
@@ -26,7 +27,7 @@ from neurosym.errors import ConfigError, check_shape
 class ConceptConfig:
     """The discrete layer: kind, codebook size K, slots S and the layer's own options."""
 
-    kind: Literal["gumbel", "vq"] = "gumbel"
+    kind: Literal["gumbel", "vq", "none"] = "gumbel"  # none: continuous baseline, no bottleneck
     num_codes: int = 10
     num_slots: int = 1
     slots: Literal["pooled", "tokens"] = "pooled"
@@ -196,7 +197,9 @@ class ModelOutput:
     logits: Tensor | None
 
 
-def build_concept_layer(config: ConceptConfig, dim: int) -> GumbelConcepts | VectorQuantizer:
+def build_concept_layer(config: ConceptConfig, dim: int) -> nn.Module:
+    if config.kind == "none":
+        return ContinuousConcepts(dim)
     if config.kind == "gumbel":
         return GumbelConcepts(
             dim, config.num_codes, hard=config.hard, schedule=config.temperature,

@@ -22,6 +22,12 @@ from neurosym.errors import ConfigError, check_finite
 from neurosym.metrics import hungarian_map, mapped_accuracy
 
 
+def check_divisible(name: str, count: int, world: int) -> None:
+    """Ranks must take equal shares, or one would wait forever for the others' gradients."""
+    if count % world:
+        raise ConfigError(f"{name} = {count} is not divisible by the world size {world}")
+
+
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 """A training-time input transform ``(inputs [N, ...], generator) -> inputs [N, ...]``."""
 
@@ -93,11 +99,16 @@ class RelationTask:
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-self.tuples_per_epoch // batch_size)
 
-    def batches(self, epoch: int, generator: torch.Generator, batch_size: int):
+    def batches(self, epoch: int, generator: torch.Generator, batch_size: int, rank: int = 0, world: int = 1):
+        """Every rank draws the same tuples and takes every ``world``-th of each batch (the
+        DistributedSampler scheme), so ranks see disjoint data in the same number of steps."""
         members, labels = labelled_tuples(
             self.train.symbols, self.tuples_per_epoch, self.tuples, self.num_codes, generator
         )
-        for start in range(0, self.tuples_per_epoch, batch_size):
+        check_divisible("task.tuples_per_epoch", self.tuples_per_epoch, world)
+        members, labels = members[rank::world], labels[rank::world]
+        batch_size //= world
+        for start in range(0, members.shape[0], batch_size):
             chosen = members[start:start + batch_size]
             inputs = self.train.inputs[chosen.reshape(-1)]  # (P * A, ...)
             if self.augment is not None:
@@ -139,11 +150,13 @@ class SupervisedTask:
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-self.inputs_per_epoch // batch_size)
 
-    def batches(self, epoch: int, generator: torch.Generator, batch_size: int):
+    def batches(self, epoch: int, generator: torch.Generator, batch_size: int, rank: int = 0, world: int = 1):
         count = self.train.symbols.shape[0]
         passes = -(-self.inputs_per_epoch // count)
         order = torch.cat([torch.randperm(count, generator=generator) for _ in range(passes)])
-        order = order[: self.inputs_per_epoch]
+        check_divisible("inputs per epoch", self.inputs_per_epoch, world)
+        order = order[: self.inputs_per_epoch][rank::world]
+        batch_size //= world
         for start in range(0, order.shape[0], batch_size):
             chosen = order[start:start + batch_size]
             inputs = self.train.inputs[chosen]

@@ -58,8 +58,10 @@ class TrainConfig:
 class Task(Protocol):
     """What the loop needs from a learning problem."""
 
-    def batches(self, epoch: int, generator: torch.Generator, batch_size: int) -> Iterable[Any]:
-        """This epoch's batches, in an order drawn from ``generator`` only."""
+    def batches(self, epoch: int, generator: torch.Generator, batch_size: int, **shard: int) -> Iterable[Any]:
+        """This epoch's batches, in an order drawn from ``generator`` only. Under ``torchrun`` the
+        loop passes ``rank`` and ``world``: every rank draws the same order and keeps its share of
+        each batch (``batch_size / world`` examples)."""
 
     def steps_per_epoch(self, batch_size: int) -> int: ...
 
@@ -165,6 +167,56 @@ def _write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
     os.replace(tmp, path)
 
 
+def distributed_context() -> tuple[int, int]:
+    """``(rank, world size)`` of the current ``torchrun`` process group, ``(0, 1)`` without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group ``torchrun`` describes in the environment (no-op for one process).
+
+    Uses NCCL with one GPU per local rank when CUDA is present, gloo on CPU. Returns (rank, world).
+    """
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+    return distributed_context()
+
+
+def _broadcast_state(model: nn.Module) -> None:
+    """Start every rank from rank 0's weights and buffers."""
+    import torch.distributed as dist
+
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        dist.broadcast(tensor.data, src=0)
+
+
+def _average_gradients(model: nn.Module, world: int) -> None:
+    """All-reduce every gradient in one flat buffer (tasks call ``model.encode``, which a DDP wrapper
+    would not see, so the averaging is explicit)."""
+    import torch.distributed as dist
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
+
+
 def fit(
     model: nn.Module,
     task: Task,
@@ -184,12 +236,19 @@ def fit(
     from tqdm.auto import tqdm
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = distributed_context()
+    lead = rank == 0  # only rank 0 logs, evaluates and writes files
+    if config.batch_size % world:
+        raise ConfigError(f"train.batch_size {config.batch_size} is not divisible by the world size {world}")
+    if lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
     device = select_device(config.device)
-    if run_config is not None:
+    if run_config is not None and lead:
         (run_dir / "config.toml").write_text(dump_toml(run_config if isinstance(run_config, dict) else to_dict(run_config)))
     seed_everything(config.seed)
     model.to(device)
+    if world > 1:
+        _broadcast_state(model)
     optimizer = _make_optimizer(model, config, device)
     steps_per_epoch = task.steps_per_epoch(config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -212,7 +271,9 @@ def fit(
         step_model = torch.compile(model)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
     metrics: dict[str, float] = history[-1] if history else {}
-    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not progress, unit="step", leave=False)
+    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not (progress and lead),
+               unit="step", leave=False)
+    shard = {"rank": rank, "world": world} if world > 1 else {}
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
@@ -220,7 +281,7 @@ def fit(
             usage.reset()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loss_sum = torch.zeros((), device=device)
-        for index, batch in enumerate(task.batches(epoch, generator, config.batch_size)):
+        for index, batch in enumerate(task.batches(epoch, generator, config.batch_size, **shard)):
             step = epoch * steps_per_epoch + index
             if hasattr(model, "set_step"):
                 model.set_step(step)
@@ -228,6 +289,8 @@ def fit(
                 loss = task.loss(step_model, batch, device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if world > 1:
+                _average_gradients(model, world)
             if config.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
@@ -245,13 +308,17 @@ def fit(
             row["temperature"] = temperature
         for usage in _usage_trackers(model):
             row.update({f"train_{k}": v for k, v in usage.stats().items()})
-        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+        if lead and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
             model.eval()
             with torch.no_grad(), autocast:
                 row.update(task.evaluate(model, device))
         history.append(row)
         metrics = row
         bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("train_loss", "concept_acc", "label_acc")})
+        if not lead:
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                break
+            continue
         save_checkpoint(checkpoint_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": _rng_state(), "epoch": epoch + 1, "history": history, "train_seconds": elapsed,

@@ -40,3 +40,7 @@ def main(debug: bool) -> None:
 for _name in COMMAND_MODULES:
     for _command in importlib.import_module(f"pipelines.commands.{_name}").COMMANDS:
         main.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -20,7 +20,7 @@ from neurosym.config import to_dict
 from neurosym.data.digits import load_digit_splits, random_affine
 from neurosym.model import ConceptTransformer, TupleClassifier
 from neurosym.tasks import RelationTask, SupervisedTask, SymbolData, TupleHeadTask
-from neurosym.train import TrainResult, fit, seed_everything
+from neurosym.train import TrainResult, distributed_context, fit, seed_everything
 from neurosym.version import code_version
 from pipelines.config import ExperimentConfig, resolve_path
 from pipelines.knowledge import Relation, dataset_symbols, relation_from_store
@@ -102,9 +102,12 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def train(config: ExperimentConfig, base: Path | None, store: Store, run_dir: str | Path,
+def train(config: ExperimentConfig, base: Path | None, store: Store | None, run_dir: str | Path,
           progress: bool = True, resume: bool = True, prepared: PreparedTask | None = None) -> TrainOutcome:
-    """Train the experiment's model on its task and write the run folder."""
+    """Train the experiment's model on its task and write the run folder.
+
+    ``store`` is only read (to compile the task) when ``prepared`` is not given.
+    """
     prepared = prepared or prepare_task(config, base, store)
     num_codes = config.model.concept.num_codes
     task_cls = TupleHeadTask if config.task.objective == "head" else RelationTask
@@ -116,6 +119,8 @@ def train(config: ExperimentConfig, base: Path | None, store: Store, run_dir: st
     seed_everything(config.train.seed)
     model = build_model(config, prepared.relation)
     result: TrainResult = fit(model, task, config.train, run_dir, run_config=config, resume=resume, progress=progress)
+    if distributed_context()[0] != 0:  # under torchrun only rank 0 writes the run's files
+        return TrainOutcome(result.run_dir, result.metrics, prepared.relation, result.train_seconds, "", result.history)
     checkpoint_hash = file_hash(result.checkpoint)
     outcome = TrainOutcome(
         run_dir=result.run_dir, metrics=result.metrics, relation=prepared.relation,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -42,15 +43,30 @@ def train_command(config_path, run_dir, fresh, store, seed, epochs, device):
     """Train CONFIG (default: the bundled digit-addition config) and print its metrics."""
     from kg.store import Store
     from pipelines.config import load_config
-    from pipelines.train_step import train
+    from pipelines.train_step import prepare_task, train
+
+    from neurosym.train import init_distributed
 
     config, base = load_config(config_path, **overrides(seed, epochs, device))
+    rank, world = init_distributed()  # under torchrun: one process per GPU, rank 0 writes
+    if world > 1 and config.train.device.startswith("cuda"):
+        config.train.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     run_dir = Path(run_dir or f"runs/{config.name}-seed{config.train.seed}")
-    ensure_parent(store)
-    with Store.open(store) as opened:
-        outcome = train(config, base, opened, run_dir, resume=not fresh)
-    click.echo(json.dumps({k: round(v, 4) for k, v in outcome.metrics.items()}, indent=2))
-    click.echo(f"run folder: {outcome.run_dir}")
+    prepared = None
+    if rank == 0:  # one process holds the store; the others get the compiled task from it
+        ensure_parent(store)
+        with Store.open(store) as opened:
+            prepared = prepare_task(config, base, opened)
+    if world > 1:
+        import torch.distributed as dist
+
+        shared = [prepared]
+        dist.broadcast_object_list(shared, src=0)
+        prepared = shared[0]
+    outcome = train(config, base, None, run_dir, resume=not fresh, prepared=prepared)
+    if rank == 0:
+        click.echo(json.dumps({k: round(v, 4) for k, v in outcome.metrics.items()}, indent=2))
+        click.echo(f"run folder: {outcome.run_dir}")
 
 
 COMMANDS = [train_command]

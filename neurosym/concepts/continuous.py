@@ -1,0 +1,30 @@
+"""The continuous baseline: the same place in the network with no discrete bottleneck.
+
+Used to measure what discreteness costs (same architecture, identity instead of a codebook). It
+returns a ConceptOutput so that the rest of the model is unchanged; there is one "code" (0) that
+every slot takes with probability 1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from neurosym.concepts.output import CodebookUsage, ConceptOutput
+from neurosym.errors import check_shape
+
+
+class ContinuousConcepts(nn.Module):
+    """Identity over slot states. Shapes: ``[B, S, D]`` -> quantized ``[B, S, D]``, codes ``[B, S]`` zeros."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.usage = CodebookUsage(1)
+
+    def forward(self, x: Tensor) -> ConceptOutput:
+        check_shape("ContinuousConcepts input", x, "[B, S, D]", 3, d2=self.dim)
+        codes = torch.zeros(x.shape[:2], dtype=torch.long, device=x.device)
+        ones = torch.ones(*x.shape[:2], 1, device=x.device)
+        return ConceptOutput(codes=codes, probs=ones, log_probs=torch.zeros_like(ones), quantized=x,
+                             aux_loss=x.new_zeros(()))
