@@ -13,7 +13,7 @@ import importlib
 import click
 
 # Each module in pipelines/commands exposes COMMANDS, a list of click commands or groups.
-COMMAND_MODULES = ("train", "kg", "run", "serve", "report")
+COMMAND_MODULES = ("train", "kg", "run", "serve", "report", "sample")
 
 
 class ErrorReportingGroup(click.Group):

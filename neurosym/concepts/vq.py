@@ -44,6 +44,9 @@ class VectorQuantizer(nn.Module):
             0 disables restarts.
         recent_size: how many recent states are kept to restart dead codes from.
         temperature: scale of ``-distance`` in the layer's distribution ``log_probs``.
+        data_init: on the first training batch, set the codebook to randomly drawn states of that
+            batch, so that the codes start where the encoder's outputs are (a random codebook far
+            from them leaves all states on one code, and the decoder learns only the mean).
 
     Shapes:
         input ``[B, S, D]`` -> ConceptOutput with codes ``[B, S]``, probs/log_probs ``[B, S, K]``,
@@ -62,6 +65,7 @@ class VectorQuantizer(nn.Module):
         dead_code_threshold: float = 0.1,
         recent_size: int = 4096,
         temperature: float = 1.0,
+        data_init: bool = False,
     ) -> None:
         super().__init__()
         if num_codes < 2:
@@ -73,7 +77,7 @@ class VectorQuantizer(nn.Module):
         code_dim = code_dim or dim
         self.num_codes, self.dim, self.code_dim = num_codes, dim, code_dim
         self.commitment_weight, self.ema, self.decay, self.cosine = commitment_weight, ema, decay, cosine
-        self.dead_code_threshold, self.temperature = dead_code_threshold, temperature
+        self.dead_code_threshold, self.temperature, self.data_init = dead_code_threshold, temperature, data_init
         self.project_in = nn.Linear(dim, code_dim) if code_dim != dim else nn.Identity()
         self.project_out = nn.Linear(code_dim, dim) if code_dim != dim else nn.Identity()
         init = torch.randn(num_codes, code_dim)
@@ -88,6 +92,8 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("recent", torch.zeros(recent_size, code_dim))
         self.register_buffer("recent_filled", torch.zeros((), dtype=torch.long))
         self.register_buffer("restarts", torch.zeros((), dtype=torch.long))
+        # A buffer (not a Python flag) so that a loaded checkpoint is not re-initialised.
+        self.register_buffer("initialised", torch.tensor(not data_init))
         self.usage = CodebookUsage(num_codes)
 
     def forward(self, x: Tensor) -> ConceptOutput:
@@ -97,6 +103,8 @@ class VectorQuantizer(nn.Module):
         if self.cosine:
             z = F.normalize(z, dim=-1)
         flat = z.reshape(-1, self.code_dim)  # (N, E)
+        if self.data_init and self.training:
+            self._init_from(flat.detach())
         codebook = self.codebook
         if self.ema and self.training:
             # The EMA update below rewrites the buffer in place; autograd needs this step's values.
@@ -141,6 +149,19 @@ class VectorQuantizer(nn.Module):
         total = self.ema_count.sum()
         smoothed = (self.ema_count + 1e-5) / (total + self.num_codes * 1e-5) * total
         self.codebook.copy_(self.ema_sum / smoothed.unsqueeze(-1))
+
+    @torch.no_grad()
+    def _init_from(self, flat: Tensor) -> None:
+        """Once: codebook := random states of this batch (``torch.where``, no host sync)."""
+        picks = flat[torch.randint(flat.shape[0], (self.num_codes,), device=flat.device)]
+        picks = picks + 1e-3 * picks.std() * torch.randn_like(picks)  # repeated picks must differ
+        if _distributed():
+            dist.broadcast(picks, src=0)
+        fresh = ~self.initialised
+        self.codebook.data.copy_(torch.where(fresh, picks.to(self.codebook), self.codebook))
+        if self.ema:
+            self.ema_sum.copy_(torch.where(fresh, picks.to(self.ema_sum), self.ema_sum))
+        self.initialised.fill_(True)
 
     @torch.no_grad()
     def _remember(self, flat: Tensor) -> None:
