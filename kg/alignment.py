@@ -57,8 +57,10 @@ class CodeAlignment:
         return [k for k in range(self.num_codes) if self.entity[k] >= 0 and self.confidence[k] < threshold]
 
     def accuracy(self, codes: np.ndarray, true_entity: np.ndarray) -> float:
-        """Share of *used* codes mapped to the entity most of their inputs truly show.
+        """Share of codes mapped to the entity most of their inputs truly show.
 
+        The denominator is the number of codes in use, but never fewer than the number of entities
+        the inputs show: a model that merges two digits into one code cannot score 1.0.
         Shapes: codes ``[N]``, true_entity ``[N]`` (entity indices).
         """
         correct, used = 0, 0
@@ -66,7 +68,16 @@ class CodeAlignment:
             truth = np.bincount(true_entity[codes == code]).argmax()
             used += 1
             correct += int(self.entity[code] == truth)
-        return correct / max(used, 1)
+        return correct / max(used, len(np.unique(true_entity)), 1)
+
+    def recovered(self, codes: np.ndarray, true_entity: np.ndarray) -> int:
+        """How many of the entities the inputs show have a code correctly mapped to them."""
+        found = set()
+        for code in np.unique(codes):
+            truth = np.bincount(true_entity[codes == code]).argmax()
+            if self.entity[code] == truth:
+                found.add(int(truth))
+        return len(found)
 
     def to_json(self) -> list[dict]:
         return [{"code": k, "entity": e, "confidence": round(c, 4)} for k, e, c in self.rows()]

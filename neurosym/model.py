@@ -280,19 +280,27 @@ class ConceptTransformer(nn.Module):
 
 
 class TupleClassifier(nn.Module):
-    """A concept encoder shared by the A inputs of a tuple, and a head that reads only their codes.
+    """A concept encoder shared by the A inputs of a tuple, and a task head that reads only their
+    codes: a learned table of label logits for every code combination, ``W [K^A, L]``.
 
-    The head sees the A code vectors (the discrete state), so a trained model's codes mean *something*
-    the head can use, but which code means which symbol is an unknown permutation.
+    ``P(y) = sum over codes (c_1..c_A) of prod_j p_j(c_j) * softmax(W[c_1..c_A])[y]``: the same
+    exact sum as the knowledge constraint, but with a relation the model learns itself instead of
+    the KG's. Its codes therefore mean *something*, but which code is which symbol is an unknown
+    permutation, which label-free alignment recovers from the KG.
 
-    Shapes: inputs ``[P * A, ...]`` (the A inputs of each tuple, consecutive) -> logits ``[P, L]``.
+    Shapes: inputs ``[P * A, ...]`` (the A inputs of each tuple, consecutive) -> log P(label)
+    ``[P, L]``, plus the concept output of the ``P * A`` inputs.
     """
 
-    def __init__(self, encoder: ConceptTransformer, arity: int, num_labels: int, hidden: int = 128) -> None:
+    def __init__(self, encoder: ConceptTransformer, arity: int, num_labels: int, table_init: float = 1.0,
+                 table_scale: float = 30.0) -> None:
         super().__init__()
         self.encoder, self.arity = encoder, arity
-        width = encoder.config.d_model * encoder.config.concept.num_slots * arity
-        self.head = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, num_labels))
+        num_codes = encoder.config.concept.num_codes
+        # Stored scaled down and multiplied back up: the table then learns ``table_scale`` times
+        # faster than the encoder under the same optimizer step, so the head keeps up with the codes.
+        self.table_scale = table_scale
+        self.table = nn.Parameter(torch.randn(num_codes ** arity, num_labels) * table_init / table_scale)
 
     @property
     def concept(self):
@@ -306,5 +314,10 @@ class TupleClassifier(nn.Module):
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, ConceptOutput]:
         _, concepts = self.encoder.encode(inputs)
-        codes = concepts.quantized.reshape(-1, self.head[0].in_features)  # (P, A * S * D)
-        return self.head(codes), concepts
+        log_probs = concepts.log_probs[:, 0, :].float()
+        log_probs = log_probs.reshape(-1, self.arity, log_probs.shape[-1])  # (P, A, K)
+        joint = log_probs[:, 0, :]  # (P, K^j) after j inputs, codes in row-major order
+        for position in range(1, self.arity):
+            joint = (joint.unsqueeze(-1) + log_probs[:, position, None, :]).flatten(1)
+        scores = joint.unsqueeze(-1) + (self.table * self.table_scale).log_softmax(-1)  # (P, K^A, L)
+        return scores.logsumexp(1), concepts

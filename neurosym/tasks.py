@@ -180,8 +180,8 @@ class TupleHeadTask(RelationTask):
 
     def loss(self, model: nn.Module, batch, device: torch.device) -> Tensor:
         inputs, labels = batch
-        logits, concepts = model(inputs.to(device, non_blocking=True))
-        return F.cross_entropy(logits.float(), labels.to(device, non_blocking=True)) + self.aux_weight * concepts.aux_loss
+        label_log_probs, concepts = model(inputs.to(device, non_blocking=True))
+        return F.nll_loss(label_log_probs, labels.to(device, non_blocking=True)) + self.aux_weight * concepts.aux_loss
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         inputs = self.test.inputs[self.test_members.reshape(-1)].to(device)

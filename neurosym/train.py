@@ -282,6 +282,8 @@ def fit(
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loss_sum = torch.zeros((), device=device)
         for index, batch in enumerate(task.batches(epoch, generator, config.batch_size, **shard)):
+            if device.type == "cuda":
+                batch = _pinned(batch)  # page-locked, so the task's non_blocking copies overlap
             step = epoch * steps_per_epoch + index
             if hasattr(model, "set_step"):
                 model.set_step(step)
@@ -331,6 +333,14 @@ def fit(
     bar.close()
     return TrainResult(run_dir=run_dir, metrics=metrics, history=history, train_seconds=elapsed,
                        resumed_from_epoch=start_epoch)
+
+
+def _pinned(batch: Any) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_pinned(item) for item in batch)
+    return batch
 
 
 def _usage_trackers(model: nn.Module):

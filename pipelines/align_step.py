@@ -26,8 +26,9 @@ METHODS = ("constraint", "majority", "hungarian", "label_free")
 @dataclass
 class AlignOutcome:
     alignment: alignment.CodeAlignment
-    accuracy: float
+    accuracy: float  # share of codes mapped to the entity their inputs mostly show
     concept_acc: float  # test inputs whose aligned code entity is their true entity
+    recovered: int  # entities with at least one correctly mapped code
 
 
 def compute_alignment(method: str, config: ExperimentConfig, prepared: PreparedTask,
@@ -67,7 +68,7 @@ def align(config: ExperimentConfig, prepared: PreparedTask, encoded: EncodedRun,
         codes, entities, confidence = zip(*rows)
         store.add_alignments(encoded.run_id, np.array(codes), list(entities), np.array(confidence), method)
     train_codes = encoded.splits["train"].codes[:, 0]
-    accuracy = result.accuracy(train_codes, prepared.train.symbols.numpy())
+    truth = prepared.train.symbols.numpy()
     test_codes = encoded.splits["test"].codes[:, 0]
     concept_acc = float((result.entity[test_codes] == prepared.test.symbols.numpy()).mean())
-    return AlignOutcome(result, accuracy, concept_acc)
+    return AlignOutcome(result, result.accuracy(train_codes, truth), concept_acc, result.recovered(train_codes, truth))

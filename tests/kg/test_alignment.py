@@ -65,3 +65,17 @@ def test_bad_inputs_raise():
         alignment.majority(ENTITIES, np.array([12]), np.array([0]), 10)
     with pytest.raises(KGError, match="allowed tuples must be"):
         alignment.label_free(ENTITIES, np.zeros((4, 2)), np.zeros(4), np.zeros((3, 2)), 10)
+
+
+def test_accuracy_counts_merged_entities_as_missing():
+    codes = np.array([0, 0, 1, 1])
+    truth = np.array([0, 1, 2, 2])  # code 0 shows both entity 0 and entity 1
+    merged = alignment.CodeAlignment(ENTITIES, np.array([0, 2]), np.ones(2), "test")
+    assert merged.accuracy(codes, truth) == pytest.approx(2 / 3)  # 2 right codes, 3 entities shown
+
+
+def test_recovered_counts_entities_with_a_correct_code():
+    codes = np.array([0, 0, 1, 1, 2])
+    truth = np.array([0, 0, 2, 2, 2])  # codes 1 and 2 both show entity 2
+    mapped = alignment.CodeAlignment(ENTITIES, np.array([0, 2, 5]), np.ones(3), "test")
+    assert mapped.recovered(codes, truth) == 2

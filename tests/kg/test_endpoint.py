@@ -140,7 +140,7 @@ def test_time_limit(serve):
     start = time.perf_counter()
     status, _, text = get(endpoint, slow)
     assert status == 503 and "time limit of 0.3 s" in text
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 15  # answered near the limit, not after the 10^9 rows (slack for a loaded CI machine)
     assert get(endpoint, "ASK { arith:n7 a arith:Prime }")[0] == 200  # the worker stopped; the endpoint serves on
 
 

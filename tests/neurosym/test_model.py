@@ -44,8 +44,9 @@ def test_upper_blocks_see_only_the_discrete_state(kind):
 def test_tuple_classifier_reads_codes_of_each_input():
     encoder = ConceptTransformer(ModelConfig(d_model=16, n_heads=2))
     model = TupleClassifier(encoder, arity=2, num_labels=19)
-    logits, concepts = model(torch.rand(10, 8, 8))
-    assert logits.shape == (5, 19) and concepts.codes.shape == (10, 1)
+    log_p, concepts = model(torch.rand(10, 8, 8))
+    assert log_p.shape == (5, 19) and concepts.codes.shape == (10, 1)
+    assert torch.allclose(log_p.exp().sum(-1), torch.ones(5), atol=1e-5)
 
 
 def test_bad_shapes_and_settings_name_the_problem():
@@ -58,3 +59,19 @@ def test_bad_shapes_and_settings_name_the_problem():
         ConceptConfig(num_codes=1)
     with pytest.raises(ConfigError, match="concept_depth"):
         ModelConfig(n_layers=2, concept_depth=5)
+
+
+def test_tuple_head_with_the_true_relation_table_equals_the_constraint():
+    from neurosym.constraint import TupleConstraint
+
+    torch.manual_seed(0)
+    encoder = ConceptTransformer(ModelConfig(d_model=16, n_heads=2, concept=ConceptConfig(num_codes=4))).eval()
+    model = TupleClassifier(encoder, arity=2, num_labels=7, table_scale=1.0)
+    relation = torch.tensor([(a, b, a + b) for a in range(4) for b in range(4)])
+    table = torch.full((16, 7), -1e4)
+    table[relation[:, 0] * 4 + relation[:, 1], relation[:, 2]] = 0.0
+    model.table.data.copy_(table)
+    images = torch.rand(6, 8, 8)
+    log_p, concepts = model(images)
+    expected = TupleConstraint(relation).label_log_probs(concepts.log_probs[:, 0, :].reshape(3, 2, 4))
+    assert torch.allclose(log_p, expected, atol=1e-4)

@@ -99,3 +99,30 @@ def test_both_bundled_tasks_learn_the_digits(tmp_path, store, config_name):
     result = run(config, base, store, tmp_path / "run", progress=False)
     assert result.trained.metrics["concept_acc"] > 0.9
     assert result.aligned.accuracy == 1.0
+
+
+@pytest.mark.parametrize("method", ["majority", "hungarian", "label_free"])
+def test_more_codes_than_entities_align_many_to_one(tmp_path, store, quick_config, method):
+    config, base = quick_config(**{"train.epochs": 1, "steps.align_method": method})
+    config.model.concept.num_codes = 12
+    config.steps.rules = []
+    result = run(config, base, store, tmp_path / "run", progress=False)
+    aligned = result.aligned.alignment
+    assert aligned.num_codes == 12
+    assert all(0 <= e < 10 for e in aligned.entity if e >= 0)
+    assert 0.0 <= result.aligned.accuracy <= 1.0
+    stored = store.sparql("SELECT ?code ?e WHERE { ?code skos:exactMatch|skos:closeMatch ?e }").rows
+    assert len(stored) == len(aligned.rows())
+
+
+@pytest.mark.slow
+def test_head_trained_codes_are_recovered_label_free(tmp_path, store):
+    from pipelines.config import load_config
+
+    config, base = load_config(None, **{"task.objective": "head", "steps.align_method": "label_free",
+                                        "train.device": "cpu"})
+    config.model.concept.num_codes = 20
+    config.steps.rules = []
+    result = run(config, base, store, tmp_path / "run", progress=False)
+    assert result.aligned.recovered == 10
+    assert result.aligned.accuracy > 0.9
