@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurosym.errors import ConfigError, check_shape
+from neurosym.tasks import shuffled_batches
 
 
 @dataclass
@@ -139,10 +140,7 @@ class CodeSequenceTask:
         return -(-self.train.shape[0] // batch_size)
 
     def batches(self, epoch: int, generator: torch.Generator, batch_size: int, rank: int = 0, world: int = 1):
-        order = torch.randperm(self.train.shape[0], generator=generator)[rank::world]
-        batch_size //= world
-        for start in range(0, order.shape[0], batch_size):
-            yield self.train[order[start:start + batch_size]]
+        return shuffled_batches(self.train, generator, batch_size, rank, world)
 
     def loss(self, model: nn.Module, batch: Tensor, device: torch.device) -> Tensor:
         return model.loss(batch.to(device, non_blocking=True))

@@ -21,6 +21,7 @@ from neurosym.concepts import CodebookUsage
 from neurosym.config import from_dict
 from neurosym.errors import ConfigError, check_finite
 from neurosym.prior import CodePrior, PriorConfig
+from neurosym.tasks import shuffled_batches
 from neurosym.version import code_version
 from neurosym.vqvae import VQVAE, VQVAEConfig
 
@@ -44,10 +45,7 @@ class ReconstructionTask:
         return -(-self.train.shape[0] // batch_size)
 
     def batches(self, epoch: int, generator: torch.Generator, batch_size: int, rank: int = 0, world: int = 1):
-        order = torch.randperm(self.train.shape[0], generator=generator)[rank::world]
-        batch_size //= world
-        for start in range(0, order.shape[0], batch_size):
-            yield self.train[order[start:start + batch_size]]
+        return shuffled_batches(self.train, generator, batch_size, rank, world)
 
     def loss(self, model: nn.Module, batch: Tensor, device: torch.device) -> Tensor:
         return model(batch.to(device, non_blocking=True)).loss

@@ -28,6 +28,17 @@ def check_divisible(name: str, count: int, world: int) -> None:
         raise ConfigError(f"{name} = {count} is not divisible by the world size {world}")
 
 
+def shuffled_batches(data: Tensor, generator: torch.Generator, batch_size: int, rank: int = 0, world: int = 1):
+    """Minibatches of ``data`` ``[N, ...]`` in a fresh order; under torchrun each rank takes every
+    ``world``-th item, after dropping the last ``N mod world`` so that all ranks take the same number
+    of steps (DistributedSampler with ``drop_last``)."""
+    order = torch.randperm(data.shape[0], generator=generator)
+    order = order[: data.shape[0] - data.shape[0] % world][rank::world]
+    batch_size //= world
+    for start in range(0, order.shape[0], batch_size):
+        yield data[order[start:start + batch_size]]
+
+
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 """A training-time input transform ``(inputs [N, ...], generator) -> inputs [N, ...]``."""
 

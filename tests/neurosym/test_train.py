@@ -121,3 +121,13 @@ def test_unknown_config_key_is_named(tmp_path):
     path.write_text("epochs = 0\n")
     with pytest.raises(ConfigError, match="train.epochs must be >= 1, got 0"):
         load_toml(TrainConfig, path)
+
+
+def test_shuffled_batches_give_every_rank_the_same_number_of_steps():
+    from neurosym.tasks import shuffled_batches
+
+    data = torch.arange(11)
+    shares = [list(shuffled_batches(data, torch.Generator().manual_seed(0), 4, rank, 2)) for rank in range(2)]
+    assert len(shares[0]) == len(shares[1]) == 3
+    seen = torch.cat([torch.cat(batches) for batches in shares])
+    assert len(seen) == 10 and len(set(seen.tolist())) == 10  # disjoint, one item dropped
