@@ -40,7 +40,7 @@ SETTINGS = ("missing_facts", "relation_labels", "few_pairs")
 
 
 def run_once(setting, variant, seed, prepared, relations, graph, scorer, args, workdir) -> dict:
-    config, base = prepared["config"], prepared["base"]
+    config = prepared["config"]
     relation = relations["lessThan" if setting == "relation_labels" else "sum"]
     task_options = dict(tuples_per_epoch=args.pairs, test_tuples=1000)
     knowledge, pool = None, 0

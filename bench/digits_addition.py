@@ -21,6 +21,7 @@ import torch
 from kg.store import Store
 from pipelines.config import load_config
 from pipelines.train_step import prepare_task, supervised_ceiling, train
+from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 
 def run_seed(config_path: str | None, seed: int, workdir: Path, ceiling: bool) -> dict:
@@ -60,10 +61,7 @@ def main() -> None:
         "median": {k: statistics.median(r[k] for r in rows) for k in keys},
         "torch_threads": args.threads,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_path:
-        Path(args.json_path).write_text(text)
+    emit(result, args.json_path)
 
 
 if __name__ == "__main__":

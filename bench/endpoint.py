@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from kg.store import Store  # noqa: E402
 from kg.vocab import ARITH, input_iri  # noqa: E402
+from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 _spec = importlib.util.spec_from_file_location("bench_store", ROOT / "bench" / "store.py")
 bench_store = importlib.util.module_from_spec(_spec)
@@ -193,11 +194,7 @@ def main() -> None:
         "peak_rss_mb": rss, "loadavg_1m_before": load_before[0], "loadavg_1m_after": load_after[0],
         "cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(), **timings,
     }
-    text = json.dumps(out, indent=2, sort_keys=True)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    emit(out, args.json, sort_keys=True)
 
 
 if __name__ == "__main__":

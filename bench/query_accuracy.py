@@ -36,6 +36,7 @@ from pipelines.config import load_config
 from pipelines.encode_step import encode
 from pipelines.run import run
 from pipelines.train_step import prepare_task, train
+from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 TEST = 'FILTER(STRSTARTS(STR(?img), "https://w3id.org/neurosym/input/digits/test/"))'
 PAIR = "?pair ns:first ?x ; ns:second ?y . GRAPH ?run { ?x ns:hasConcept ?a . ?y ns:hasConcept ?b }"
@@ -151,10 +152,7 @@ def main() -> None:
         "questions": len(QUESTIONS),
         "seeds": rows,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_path:
-        Path(args.json_path).write_text(text)
+    emit(result, args.json_path)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ when that file is missing, from the same facts built here. `fixpoint_seconds` is
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kg.rules import evaluate, load_rules  # noqa: E402
+from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
@@ -113,11 +113,7 @@ def main() -> None:
         "python": sys.version.split()[0],
         "numpy": np.__version__,
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    emit(out, args.json)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ equal to rdflib's. Prints and writes one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import statistics
@@ -35,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from kg.store import Store  # noqa: E402
 from kg.vocab import ARITH, PREFIXES  # noqa: E402
+from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 K = 64
 PRIME = URIRef(ARITH.Prime)
@@ -151,11 +151,7 @@ def main() -> None:
     small.close()
     out["answers_equal_rdflib"] = True
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    text = json.dumps(out, indent=2, sort_keys=True)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    emit(out, args.json, sort_keys=True)
 
 
 if __name__ == "__main__":

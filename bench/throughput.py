@@ -16,16 +16,15 @@ keyed ``gumbel`` and ``vq``), ``mfu`` per variant (model FLOP/s ÷ the device's 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from neurosym.model import ConceptConfig, ConceptTransformer, ModelConfig
 from neurosym.train import select_device
+from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 # Dense bf16 tensor-core peaks (no sparsity), from the vendors' data sheets.
 GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
@@ -136,10 +135,7 @@ def main() -> None:
         "mfu": {v: (flops[v] * batch / median[v] / peak) if peak else None for v in VARIANTS},
         "compile": args.compile,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_path:
-        Path(args.json_path).write_text(text)
+    emit(result, args.json_path)
 
 
 if __name__ == "__main__":

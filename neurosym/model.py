@@ -264,6 +264,10 @@ class ConceptTransformer(nn.Module):
 
     def forward(self, inputs: Tensor) -> ModelOutput:
         _, concepts = self.encode(inputs)
+        return self.decode(concepts)
+
+    def decode(self, concepts: ConceptOutput) -> ModelOutput:
+        """Run the blocks above the concept layer and the head on the discrete state alone."""
         x = concepts.quantized  # (B, S, D): the blocks above see only the discrete state
         if self.upper_position is not None:
             x = x + self.upper_position[:, : x.shape[1]]

@@ -132,11 +132,4 @@ class PrefixedConceptTransformer(nn.Module):
 
     def forward(self, inputs: Tensor) -> ModelOutput:
         _, concepts = self.encode(inputs)
-        model, x = self.model, concepts.quantized  # (B, S, D)
-        if model.upper_position is not None:
-            x = x + model.upper_position[:, : x.shape[1]]
-        for block in model.upper:
-            x = block(x)
-        x = model.final_norm(x)
-        logits = model.head(x.mean(1)) if model.head is not None else None
-        return ModelOutput(concepts=concepts, states=x, logits=logits)
+        return self.model.decode(concepts)
