@@ -103,6 +103,17 @@ class RelationalGraph:
         """``[E, 3]`` int64 (head, relation, tail)."""
         return torch.stack([self.edge_index[0], self.edge_type, self.edge_index[1]], 1)
 
+    def with_triples(self, triples: Iterable[tuple[str, str, str]]) -> RelationalGraph:
+        """A new graph with extra (head, relation, tail) IRI triples: unknown entities become nodes,
+        unknown relations are appended after the existing ones (natural order), duplicates merge.
+        E.g. derived edges such as the curried form of an n-ary fact (``kg.graph.curried_triples``)."""
+        triples = [(str(h), str(r), str(t)) for h, r, t in triples]
+        new_relations = sorted({r for _, r, _ in triples} - set(self.relations), key=_natural_key)
+        relations = self.relations + tuple(new_relations)
+        names = sorted(set(self.entities) | {h for h, _, _ in triples} | {t for _, _, t in triples}, key=_natural_key)
+        old = [(self.entities[h], self.relations[r], self.entities[t]) for h, r, t in self.triples().tolist()]
+        return _build(names, relations, old + triples)
+
     def to_networkx(self) -> nx.MultiDiGraph:
         """A networkx MultiDiGraph: nodes are entity IRIs (attribute ``index``), edges are keyed by
         relation IRI with attributes ``relation`` (IRI) and ``type`` (index)."""
@@ -120,6 +131,31 @@ class RelationalGraph:
         from torch_geometric.data import Data
 
         return Data(edge_index=self.edge_index, edge_type=self.edge_type, num_nodes=self.num_entities)
+
+
+def _build(names: Sequence[str], relations: tuple[str, ...], triples: Iterable[tuple[str, str, str]]) -> RelationalGraph:
+    ids = {e: i for i, e in enumerate(names)}
+    kinds = {r: i for i, r in enumerate(relations)}
+    # Sorted, de-duplicated edges: the same graph always gives the same tensors.
+    edges = sorted({(ids[h], kinds[r], ids[t]) for h, r, t in triples})
+    table = torch.tensor(edges, dtype=torch.long).reshape(-1, 3)
+    return RelationalGraph(
+        entities=tuple(names), relations=relations,
+        edge_index=table[:, [0, 2]].t().contiguous(), edge_type=table[:, 1].contiguous(),
+    )
+
+
+def curried_triples(facts: Iterable[tuple[str, str, str]], function: str) -> list[tuple[str, str, str]]:
+    """Binary edges for an n-ary fact ``function(a, b) = value``: ``a --function/b--> value``, one
+    relation per second argument (its IRI is ``function`` + "/" + the local name of ``b``).
+
+    A relational GNN and a triple scorer only see binary edges; the curried form keeps addition
+    facts (``3 + 4 = 7`` becomes ``n3 --plus/n4--> n7``) as edges a link predictor can complete."""
+    out = []
+    for a, b, value in facts:
+        local = re.split(r"[#/]", str(b).rstrip("/#"))[-1]
+        out.append((str(a), f"{function}/{local}", str(value)))
+    return out
 
 
 def from_rdflib(
@@ -168,14 +204,7 @@ def from_rdflib(
     if missing:
         raise KGError(f"relation {missing[0]} has no triples in the graph")
     names = sorted(set(heads) | set(tails) | {str(e) for e in entities}, key=_natural_key)
-    ids = {e: i for i, e in enumerate(names)}
-    # Sorted, de-duplicated edges: the same graph always gives the same tensors.
-    edges = sorted({(ids[h], r, ids[t]) for h, r, t in zip(heads, types, tails)})
-    table = torch.tensor(edges, dtype=torch.long).reshape(-1, 3)
-    result = RelationalGraph(
-        entities=tuple(names), relations=relations,
-        edge_index=table[:, [0, 2]].t().contiguous(), edge_type=table[:, 1].contiguous(),
-    )
+    result = _build(names, relations, [(h, relations[r], t) for h, r, t in zip(heads, types, tails)])
     if on_isolated == "error" and result.isolated:
         lonely = result.isolated
         raise KGError(f"entity {lonely[0]} is in no edge of the chosen relations ({len(lonely)} isolated in all)")

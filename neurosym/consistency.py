@@ -1,19 +1,30 @@
 """GNN consistency regularizer: knowledge-graph structure as soft loss terms beside the constraint.
 
-Shape legend: B pairs, K codes, R relations of the scorer, D code width, G GNN width.
+Shape legend: B pairs, K codes, L label values, R relations of the scorer, D code width, G GNN width.
 
-Code i is read as the constraint's symbol i, which aligns to KG entity ``entity_ids[i]``. From a
-pre-trained, frozen ``KGEmbedding`` two things are precomputed once, so a training step costs two
-small einsums:
+Code i is read as the constraint's symbol i, which aligns to a KG entity. From a pre-trained,
+frozen ``KGEmbedding`` two tables are precomputed once, so a training step costs one gather and
+two small einsums:
 
-- ``plausibility`` ``[K, K, R]``: ``sigmoid(score(e_i, r, e_j))`` for every ordered code pair;
+- ``label_table`` ``[K, K, L]``: how plausible the KG scorer finds "symbols (i, j) have label l".
+  Two builders cover the two ways a label can name a KG fact:
+
+  * ``holds_table``: the label says whether a binary relation holds, ``i r j`` (yes/no);
+    ``table[i, j, yes] = sigmoid(score(e_i, r, e_j))`` and ``table[i, j, no]`` its complement.
+  * ``curried_table``: the label is the value of an n-ary fact ``f(i, j) = l`` stored as binary
+    edges ``i --f_j--> l`` (one relation per second argument, e.g. ``plus/n3``);
+    ``table[i, j, :] = softmax_l score(e_i, f_j, e_l)``, the scorer's distribution of the value.
+
+  A label value with no KG reading gets plausibility 1 everywhere, so it adds neither loss nor
+  gradient.
 - ``geometry`` ``[K, K]``: cosine similarity of the GNN embeddings of the K aligned entities.
 
 Terms (weights in ``ConsistencyConfig``, all 0 = off by default):
 
-(a) ``relation``: for a pair labelled with relation r (holding or not), the expected plausibility of
-    the predicted symbols, ``P = sum_ij p_a(i) p_b(j) sigmoid(score(e_i, r, e_j))``; the loss is
-    ``-log P`` where r holds and ``-log(1 - P)`` where it does not.
+(a) ``relation``: for a labelled pair, the expected plausibility of the predicted symbols,
+    ``P = sum_ij p_a(i) p_b(j) table[i, j, label]``; the loss is ``-log P``. With a scorer that
+    generalises (it ranks KG facts missing from the exact constraint's tuples as plausible) this
+    gives the symbols of a pair explained only by a missing fact the gradient the constraint cannot.
 (b) ``geometry``: mean squared difference between the cosine similarities of the concept layer's
     code vectors and ``geometry`` (off-diagonal), so code geometry follows KG structure. Which
     vectors: ``"readout"`` (the rows of the layer's ``to_logits`` that select each code; VQ: the
@@ -52,40 +63,68 @@ class ConsistencyConfig:
         return self.relation_weight > 0 or self.geometry_weight > 0
 
 
+def _check_entities(embeddings: Tensor, ids: Tensor, what: str) -> None:
+    if ids.dim() != 1 or ids.numel() < 1:
+        raise ShapeError(f"{what}: expected a non-empty [n] index tensor, got {list(ids.shape)}")
+    if ids.min() < 0 or ids.max() >= embeddings.shape[0]:
+        raise ConfigError(f"{what} must index the {embeddings.shape[0]} entities of the graph")
+
+
 @torch.no_grad()
-def consistency_tables(embeddings: Tensor, scorer: nn.Module, entity_ids: Tensor) -> tuple[Tensor, Tensor]:
-    """Entity embeddings ``[N, G]``, a ``RelationScorer``, code -> entity ``[K]`` ->
-    (plausibility ``[K, K, R]``, geometry ``[K, K]``)."""
-    if entity_ids.dim() != 1 or entity_ids.numel() < 2:
-        raise ShapeError(f"entity_ids: expected [K] with K >= 2, got {list(entity_ids.shape)}")
-    if entity_ids.min() < 0 or entity_ids.max() >= embeddings.shape[0]:
-        raise ConfigError(f"entity_ids must index the {embeddings.shape[0]} entities of the graph")
-    chosen = embeddings[entity_ids]  # (K, G)
-    plausibility = torch.sigmoid(scorer.table(chosen))
-    unit = F.normalize(chosen, dim=-1)
-    return plausibility, unit @ unit.t()
+def geometry_table(embeddings: Tensor, entity_ids: Tensor) -> Tensor:
+    """Entity embeddings ``[N, G]``, code -> entity ``[K]`` -> cosine similarities ``[K, K]``."""
+    _check_entities(embeddings, entity_ids, "entity_ids")
+    unit = F.normalize(embeddings[entity_ids], dim=-1)
+    return unit @ unit.t()
 
 
-def expected_plausibility(log_probs: Tensor, plausibility: Tensor, relations: Tensor) -> Tensor:
-    """``sum_ij p_a(i) p_b(j) plausibility[i, j, r]`` per pair.
+@torch.no_grad()
+def holds_table(embeddings: Tensor, scorer: nn.Module, entity_ids: Tensor, relation: int) -> Tensor:
+    """``[K, K, 2]``: plausibility that ``i relation j`` does not hold (label 0) / holds (label 1).
 
-    Shapes: log_probs ``[B, 2, K]``, plausibility ``[K, K, R]``, relations ``[B]`` -> ``[B]`` in [0, 1].
+    Shapes: embeddings ``[N, G]``, entity_ids ``[K]`` (code -> entity)."""
+    _check_entities(embeddings, entity_ids, "entity_ids")
+    holds = torch.sigmoid(scorer.table(embeddings[entity_ids])[:, :, relation])  # (K, K)
+    return torch.stack([1 - holds, holds], -1)
+
+
+@torch.no_grad()
+def curried_table(embeddings: Tensor, scorer: nn.Module, first_ids: Tensor, second_relations: Tensor,
+                  label_ids: Tensor, temperature: float = 1.0) -> Tensor:
+    """``[K, K, L]``: the scorer's distribution over values l of ``f(i, j)``, read from edges
+    ``i --f_j--> l``: ``softmax_l score(e_i, f_j, e_l) / temperature``.
+
+    Shapes: embeddings ``[N, G]``; first_ids ``[K]`` (code i -> entity), second_relations ``[K]``
+    (code j -> relation index of ``f_j``), label_ids ``[L]`` (label value -> entity)."""
+    _check_entities(embeddings, first_ids, "first_ids")
+    _check_entities(embeddings, label_ids, "label_ids")
+    if second_relations.shape != first_ids.shape:
+        raise ShapeError(f"second_relations: expected [{first_ids.shape[0]}], got {list(second_relations.shape)}")
+    if temperature <= 0:
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
+    k = first_ids.shape[0]
+    heads = embeddings[first_ids].repeat_interleave(k, 0)  # (K * K, G): i major, j minor
+    scores = scorer.tails_of(heads, second_relations.repeat(k), embeddings[label_ids])  # (K * K, L)
+    return torch.softmax(scores / temperature, -1).view(k, k, -1)
+
+
+def expected_plausibility(log_probs: Tensor, label_table: Tensor, labels: Tensor) -> Tensor:
+    """``sum_ij p_a(i) p_b(j) label_table[i, j, label]`` per pair.
+
+    Shapes: log_probs ``[B, 2, K]``, label_table ``[K, K, L]``, labels ``[B]`` -> ``[B]`` in [0, 1].
     """
     probs = log_probs.float().exp()
-    table = plausibility.permute(2, 0, 1)[relations]  # (B, K, K)
+    table = label_table.permute(2, 0, 1)[labels]  # (B, K, K)
     return torch.einsum("bi,bij,bj->b", probs[:, 0], table, probs[:, 1])
 
 
-def relation_loss(log_probs: Tensor, plausibility: Tensor, relations: Tensor, holds: Tensor) -> Tensor:
-    """Term (a): ``-log P`` where the relation holds, ``-log(1 - P)`` where not; pairs with relation
-    ``-1`` are skipped. Shapes: ``[B, 2, K]``, ``[K, K, R]``, ``[B]``, ``[B]`` bool -> scalar."""
-    if log_probs.dim() != 3 or log_probs.shape[1] != 2 or log_probs.shape[2] != plausibility.shape[0]:
-        raise ShapeError(f"relation term: expected log_probs [B, 2, {plausibility.shape[0]}], got {list(log_probs.shape)}")
-    used = relations >= 0
-    if not used.any():
-        return log_probs.new_zeros(())
-    p = expected_plausibility(log_probs[used], plausibility, relations[used]).clamp(1e-6, 1 - 1e-6)
-    return -torch.where(holds[used], p.log(), (1 - p).log()).mean()
+def relation_loss(log_probs: Tensor, label_table: Tensor, labels: Tensor) -> Tensor:
+    """Term (a): ``-log P`` averaged over pairs. Shapes: ``[B, 2, K]``, ``[K, K, L]``, ``[B]`` -> scalar."""
+    k = label_table.shape[0]
+    if log_probs.dim() != 3 or log_probs.shape[1] != 2 or log_probs.shape[2] != k:
+        raise ShapeError(f"relation term: expected log_probs [B, 2, {k}], got {list(log_probs.shape)}")
+    p = expected_plausibility(log_probs, label_table, labels).clamp_min(1e-6)
+    return -p.log().mean()
 
 
 def geometry_loss(code_vectors: Tensor, geometry: Tensor) -> Tensor:
@@ -118,29 +157,30 @@ class ConsistencyTask:
 
     Args:
         base: the task; its ``batches``, ``steps_per_epoch`` and ``evaluate`` are used unchanged.
-        plausibility: ``[K, K, R]``, geometry: ``[K, K]`` (from ``consistency_tables``).
-        label_relation: ``[L]`` int64, the scorer relation each label value asserts (-1: none);
-        label_holds: ``[L]`` bool, whether it asserts that the relation holds or that it does not.
         config: the weights; with both 0 the loss equals the base task's.
+        label_table: ``[K, K, L]`` (needed when ``relation_weight`` > 0), L = the task's label values.
+        geometry: ``[K, K]`` (needed when ``geometry_weight`` > 0).
     """
 
-    def __init__(self, base, plausibility: Tensor, geometry: Tensor, config: ConsistencyConfig,
-                 label_relation: Tensor | None = None, label_holds: Tensor | None = None) -> None:
-        k = base.num_codes
-        if plausibility.shape[:2] != (k, k) or geometry.shape != (k, k):
-            raise ShapeError(f"consistency tables: expected [{k}, {k}, R] and [{k}, {k}], got "
-                             f"{list(plausibility.shape)} and {list(geometry.shape)}")
-        if config.relation_weight and base.arity != 2:
-            raise ConfigError(f"the relation term needs pairs (arity 2), the task has arity {base.arity}")
-        if config.relation_weight and label_relation is None:
-            raise ConfigError("the relation term is on but no label -> relation map was given")
+    def __init__(self, base, config: ConsistencyConfig, label_table: Tensor | None = None,
+                 geometry: Tensor | None = None) -> None:
+        k, num_labels = base.num_codes, base.constraint.num_labels
+        if config.relation_weight:
+            if base.arity != 2:
+                raise ConfigError(f"the relation term needs pairs (arity 2), the task has arity {base.arity}")
+            if label_table is None:
+                raise ConfigError("the relation term is on but no label table was given")
+            if label_table.shape != (k, k, num_labels):
+                raise ShapeError(f"label_table: expected [{k}, {k}, {num_labels}], got {list(label_table.shape)}")
+            if not torch.isfinite(label_table).all() or label_table.min() < 0 or label_table.max() > 1:
+                raise ConfigError("label_table must hold plausibilities in [0, 1] (no NaN)")
+        if config.geometry_weight:
+            if geometry is None:
+                raise ConfigError("the geometry term is on but no geometry table was given")
+            if geometry.shape != (k, k):
+                raise ShapeError(f"geometry: expected [{k}, {k}], got {list(geometry.shape)}")
         self.base, self.config = base, config
-        self.plausibility, self.geometry = plausibility, geometry
-        num_labels = base.constraint.num_labels
-        self.label_relation = label_relation if label_relation is not None else torch.full((num_labels,), -1)
-        self.label_holds = label_holds if label_holds is not None else torch.ones(num_labels, dtype=torch.bool)
-        if self.label_relation.shape != (num_labels,) or self.label_holds.shape != (num_labels,):
-            raise ShapeError(f"label_relation and label_holds: expected [{num_labels}] (one per label value)")
+        self.label_table, self.geometry = label_table, geometry
 
     def __getattr__(self, name):  # everything else (train, test, constraint, ...) is the base task's
         if name == "base":
@@ -159,14 +199,14 @@ class ConsistencyTask:
         log_probs, aux = self.base.tuple_log_probs(model, inputs, device)
         loss = self.base.constraint(log_probs, labels) + self.base.aux_weight * aux
         if self.config.relation_weight:
-            labels_cpu = labels.to(self.label_relation.device)
-            relations = self.label_relation[labels_cpu].to(device)
-            holds = self.label_holds[labels_cpu].to(device)
-            loss = loss + self.config.relation_weight * relation_loss(
-                log_probs, self.plausibility.to(device), relations, holds)
+            if self.label_table.device != device:
+                self.label_table = self.label_table.to(device)
+            loss = loss + self.config.relation_weight * relation_loss(log_probs, self.label_table, labels)
         if self.config.geometry_weight:
+            if self.geometry.device != device:
+                self.geometry = self.geometry.to(device)
             vectors = code_vectors(model.concept, self.config.code_vectors)
-            loss = loss + self.config.geometry_weight * geometry_loss(vectors, self.geometry.to(device))
+            loss = loss + self.config.geometry_weight * geometry_loss(vectors, self.geometry)
         return loss
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:

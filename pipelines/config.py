@@ -12,6 +12,8 @@ from typing import Literal
 
 from neurosym.concepts import TemperatureSchedule
 from neurosym.config import ConfigError, load_toml
+from neurosym.consistency import ConsistencyConfig
+from neurosym.gnn import LinkPredictionConfig
 from neurosym.model import ConceptConfig, ModelConfig
 from neurosym.train import TrainConfig
 
@@ -56,6 +58,51 @@ class StepsConfig:
     top_k: int = 3
 
 
+_NS = "https://w3id.org/neurosym/vocab#"
+_RDF, _RDFS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "http://www.w3.org/2000/01/rdf-schema#"
+
+
+@dataclass
+class ConsistencySection:
+    """The GNN consistency regularizer (``docs/consistency.md``); off while both weights are 0.
+
+    The R-GCN + ComplEx scorer is pre-trained by link prediction on the KG's ``relations`` (every
+    other predicate linking two entities must be listed in ``ignore``) plus the task's own allowed
+    tuples in curried form (``a --function/b--> label``), so that it can rank facts the constraint
+    lacks. ``reading``: how a label names a KG fact: ``curried`` (the label is ``function(a, b)``)
+    or ``holds`` (labels ``true``/``false`` say whether ``holds_relation`` links a to b).
+    """
+
+    relation_weight: float = 0.0
+    geometry_weight: float = 0.0
+    code_vectors: Literal["readout", "embedding"] = "readout"
+    relations: list[str] = field(default_factory=lambda: [_NS + "successor", _NS + "lessThan"])
+    ignore: list[str] = field(default_factory=lambda: [
+        _RDF + "type", _RDFS + "subClassOf", _NS + "addend1", _NS + "addend2", _NS + "sum"])
+    reading: Literal["curried", "holds"] = "curried"
+    function: str = _NS + "taskLabel"
+    holds_relation: str = ""
+    temperature: float = 1.0
+    link_prediction: LinkPredictionConfig = field(default_factory=lambda: LinkPredictionConfig(
+        epochs=100, lr=0.03, negatives=8, num_layers=1, test_fraction=0.0))
+
+    def __post_init__(self) -> None:
+        if self.reading not in ("curried", "holds"):
+            raise ConfigError(f"consistency.reading must be 'curried' or 'holds', got {self.reading!r}")
+        if self.reading == "holds" and not self.holds_relation:
+            raise ConfigError("consistency.reading = 'holds' needs consistency.holds_relation (a relation IRI)")
+        if self.temperature <= 0:
+            raise ConfigError(f"consistency.temperature must be > 0, got {self.temperature}")
+        self.weights()  # validates the weights and code_vectors
+
+    @property
+    def active(self) -> bool:
+        return self.relation_weight > 0 or self.geometry_weight > 0
+
+    def weights(self) -> ConsistencyConfig:
+        return ConsistencyConfig(self.relation_weight, self.geometry_weight, self.code_vectors)
+
+
 @dataclass
 class ExperimentConfig:
     """A whole experiment (PyKEEN-style front door): task, model, training and pipeline steps."""
@@ -70,6 +117,7 @@ class ExperimentConfig:
     )
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, batch_size=64, lr=3e-3))
     steps: StepsConfig = field(default_factory=StepsConfig)
+    consistency: ConsistencySection = field(default_factory=ConsistencySection)
 
 
 def load_config(path: str | Path | None = None, **overrides) -> tuple[ExperimentConfig, Path]:

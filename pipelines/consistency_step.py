@@ -1,60 +1,133 @@
-"""Glue for the GNN consistency regularizer: store KG -> relational graph -> pre-trained scorer ->
-tables aligned to a relation's symbols -> a ``ConsistencyTask``; plus ``PairTask``, a relation task
-whose world and knowledge may differ (the benchmark's weak-knowledge settings).
+"""Glue for the GNN consistency regularizer: store KG (+ curried n-ary facts) -> relational graph ->
+pre-trained scorer -> tables aligned to a relation's symbols and labels -> a ``ConsistencyTask``;
+plus ``PairTask``, a relation task whose world and knowledge may differ (the benchmark's
+weak-knowledge settings).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from rdflib import RDF, RDFS
 from torch import Tensor
 
-from kg.graph import RelationalGraph, from_store
+from kg.graph import RelationalGraph, curried_triples, from_store
 from kg.store import Store
 from kg.vocab import NS
-from neurosym.consistency import ConsistencyConfig, ConsistencyTask, consistency_tables
+from neurosym.consistency import ConsistencyConfig, ConsistencyTask, curried_table, geometry_table, holds_table
 from neurosym.errors import ConfigError
 from neurosym.gnn import LinkPredictionConfig, LinkPredictionResult, train_link_prediction
 from neurosym.tasks import RelationTask, SymbolData
 from pipelines.knowledge import Relation
 
-#: The arithmetic KG's binary relations between numbers, and the predicates knowingly left out.
+#: The arithmetic KG's binary relations between numbers, and the predicates knowingly left out
+#: (the reified addition facts enter the graph curried instead: ``addition_triples``).
 ARITH_RELATIONS = (str(NS.successor), str(NS.lessThan))
 ARITH_IGNORED = (str(RDF.type), str(RDFS.subClassOf), str(NS.addend1), str(NS.addend2), str(NS.sum))
+#: The function IRI of curried addition edges: ``n3 --plus/n4--> n7``.
+PLUS = str(NS) + "plus"
+
+
+def relation_triples(relation: Relation, function: str, tuples: Tensor | None = None) -> list[tuple[str, str, str]]:
+    """Curried edges (``kg.graph.curried_triples``) of a binary relation's tuples ``[T, 3]``
+    (symbol a, symbol b, label; all of ``relation.tuples`` by default)."""
+    if relation.arity != 2:
+        raise ConfigError(f"curried edges need a relation of arity 2, got arity {relation.arity}")
+    rows = (relation.tuples if tuples is None else tuples).tolist()
+    facts = [(relation.symbols[a], relation.symbols[b], relation.labels[v]) for a, b, v in rows]
+    return curried_triples(facts, function)
 
 
 def pretrain_kg_scorer(store: Store, relations: Sequence[str] = ARITH_RELATIONS,
                        ignore: Sequence[str] = ARITH_IGNORED, entities: Sequence[str] = (),
-                       config: LinkPredictionConfig | None = None) -> tuple[RelationalGraph, LinkPredictionResult]:
-    """Convert the store's KG and pre-train the R-GCN + scorer by link prediction."""
+                       config: LinkPredictionConfig | None = None,
+                       extra_triples: Iterable[tuple[str, str, str]] = ()) -> tuple[RelationalGraph, LinkPredictionResult]:
+    """Convert the store's KG (plus ``extra_triples``, e.g. curried facts) and pre-train the R-GCN +
+    scorer by link prediction."""
     graph = from_store(store, relations, ignore=ignore, entities=entities)
+    extra = list(extra_triples)
+    if extra:
+        graph = graph.with_triples(extra)
     result = train_link_prediction(graph.edge_index, graph.edge_type, graph.num_entities, graph.num_relations, config)
     return graph, result
 
 
-def aligned_tables(graph: RelationalGraph, scorer: LinkPredictionResult, symbols: Sequence[str]) -> tuple[Tensor, Tensor]:
-    """Plausibility ``[K, K, R]`` and geometry ``[K, K]`` for code i = ``symbols[i]``."""
-    return consistency_tables(scorer.embeddings(), scorer.model.scorer, graph.entity_indices(symbols))
+def holds_label_table(graph: RelationalGraph, scorer: LinkPredictionResult, relation: Relation,
+                      label_relations: Mapping[str, tuple[str, bool]]) -> Tensor:
+    """``[K, K, L]`` for labels that say whether a KG relation holds between the two symbols.
+    ``label_relations`` maps a label value (as in ``relation.labels``) to (relation IRI, holds);
+    other labels get plausibility 1 (no term)."""
+    embeddings, ids = scorer.embeddings(), graph.entity_indices(relation.symbols)
+    k = len(relation.symbols)
+    table = torch.ones(k, k, len(relation.labels))
+    for label, (iri, holds) in label_relations.items():
+        if label not in relation.labels:
+            raise ConfigError(f"label {label!r} is not one of the relation's labels {list(relation.labels)}")
+        both = holds_table(embeddings, scorer.model.scorer, ids, graph.relation_index(iri))
+        table[:, :, relation.labels.index(label)] = both[:, :, int(holds)]
+    return table
+
+
+def curried_label_table(graph: RelationalGraph, scorer: LinkPredictionResult, relation: Relation,
+                        function: str = PLUS, temperature: float = 1.0) -> Tensor:
+    """``[K, K, L]`` for labels that are the value of ``function(a, b)`` in curried form (every
+    ``function/b`` relation must be in the graph, every label an entity)."""
+    ids = graph.entity_indices(relation.symbols)
+    relations = torch.tensor([graph.relation_index(t[1]) for t in curried_triples(
+        [(relation.symbols[0], b, relation.labels[0]) for b in relation.symbols], function)])
+    return curried_table(scorer.embeddings(), scorer.model.scorer, ids, relations,
+                         graph.entity_indices(relation.labels), temperature)
+
+
+def held_out_metrics(graph: RelationalGraph, scorer: LinkPredictionResult,
+                     triples: Sequence[tuple[str, str, str]]) -> dict[str, float]:
+    """Filtered MRR / Hits@k of IRI ``triples`` the scorer never saw (e.g. facts removed from the
+    constraint), ranked head and tail among all entities; other known edges are filtered."""
+    from neurosym.gnn import filtered_ranks, rank_metrics
+
+    test = torch.tensor([(graph.entity_index(h), graph.relation_index(r), graph.entity_index(t)) for h, r, t in triples],
+                        dtype=torch.long).reshape(-1, 3)
+    if test.shape[0] == 0:
+        raise ConfigError("no held-out triples to rank")
+    known = torch.cat([graph.triples(), test])
+    return rank_metrics(filtered_ranks(scorer.model.scorer, scorer.embeddings(), test, known))
 
 
 def consistency_task(base: RelationTask, relation: Relation, graph: RelationalGraph, scorer: LinkPredictionResult,
-                     config: ConsistencyConfig, label_relations: Mapping[str, tuple[str, bool]] | None = None) -> ConsistencyTask:
-    """Wrap ``base`` with the regularizer. ``label_relations`` maps a label value (as in
-    ``relation.labels``) to (KG relation IRI, whether it holds); other labels carry no relation."""
+                     config: ConsistencyConfig, label_table: Tensor | None = None) -> ConsistencyTask:
+    """Wrap ``base`` with the regularizer: ``label_table`` from ``holds_label_table`` or
+    ``curried_label_table``; the geometry table from the GNN embeddings of the symbols."""
     if base.num_codes != len(relation.symbols):
         raise ConfigError(f"the task has {base.num_codes} codes but the relation {len(relation.symbols)} symbols; "
                           "every code must align to an entity")
-    plausibility, geometry = aligned_tables(graph, scorer, relation.symbols)
-    label_relation = torch.full((len(relation.labels),), -1, dtype=torch.long)
-    label_holds = torch.ones(len(relation.labels), dtype=torch.bool)
-    for label, (iri, holds) in (label_relations or {}).items():
-        if label not in relation.labels:
-            raise ConfigError(f"label {label!r} is not one of the relation's labels {list(relation.labels)}")
-        index = relation.labels.index(label)
-        label_relation[index], label_holds[index] = graph.relation_index(iri), holds
-    return ConsistencyTask(base, plausibility, geometry, config, label_relation, label_holds)
+    geometry = geometry_table(scorer.embeddings(), graph.entity_indices(relation.symbols))
+    return ConsistencyTask(base, config, label_table=label_table, geometry=geometry)
+
+
+def regularize(task: RelationTask, relation: Relation, kg_graph: RelationalGraph | None,
+               section) -> tuple[ConsistencyTask, dict]:
+    """The training pipeline's hook (``[consistency]`` of the experiment config, a
+    ``pipelines.config.ConsistencySection``): pre-train the scorer on ``kg_graph`` + the task's tuples
+    (curried), build the label table of ``section.reading`` and wrap ``task``.
+    Returns the wrapped task and a summary for ``result.json``."""
+    if kg_graph is None:
+        raise ConfigError("the consistency regularizer needs the KG graph (prepare the task with the regularizer on)")
+    if relation.arity != 2:
+        raise ConfigError(f"the consistency regularizer needs a relation over pairs, the task has arity {relation.arity}")
+    graph = kg_graph.with_triples(relation_triples(relation, section.function))
+    scorer = train_link_prediction(graph.edge_index, graph.edge_type, graph.num_entities, graph.num_relations,
+                                   section.link_prediction)
+    if section.reading == "holds":
+        table = holds_label_table(graph, scorer, relation, {"true": (section.holds_relation, True),
+                                                            "false": (section.holds_relation, False)})
+    else:
+        table = curried_label_table(graph, scorer, relation, section.function, section.temperature)
+    wrapped = consistency_task(task, relation, graph, scorer, section.weights(), table)
+    summary = {"scorer_seconds": round(scorer.train_seconds, 3), "entities": graph.num_entities,
+               "relations": graph.num_relations, "edges": graph.num_edges,
+               "link_prediction": {k: round(v, 4) for k, v in scorer.metrics.items()}}
+    return wrapped, summary
 
 
 def remove_facts(tuples: Tensor, fraction: float, generator: torch.Generator) -> Tensor:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from kg import vocab
+from kg.graph import RelationalGraph
 from kg.store import Store
 from neurosym.config import to_dict
 from neurosym.data.digits import load_digit_splits, random_affine
@@ -35,6 +36,7 @@ class PreparedTask:
     test: SymbolData
     train_keys: list[str]
     test_keys: list[str]
+    kg_graph: RelationalGraph | None = None  # the KG as a relational graph, when the regularizer is on
 
 
 @dataclass
@@ -75,11 +77,17 @@ def prepare_task(config: ExperimentConfig, base: Path | None, store: Store) -> P
         )
     train, test = load_digit_splits()
     label_entity = config.task.label_entity
+    kg_graph = None
+    if config.consistency.active:
+        from kg.graph import from_store
+
+        kg_graph = from_store(store, config.consistency.relations, ignore=config.consistency.ignore,
+                              entities=relation.symbols)
     return PreparedTask(
         relation=relation,
         train=SymbolData(train.images, dataset_symbols(train.labels, relation, label_entity)),
         test=SymbolData(test.images, dataset_symbols(test.labels, relation, label_entity)),
-        train_keys=train.keys(), test_keys=test.keys(),
+        train_keys=train.keys(), test_keys=test.keys(), kg_graph=kg_graph,
     )
 
 
@@ -116,6 +124,11 @@ def train(config: ExperimentConfig, base: Path | None, store: Store | None, run_
         tuples_per_epoch=config.task.tuples_per_epoch, test_tuples=config.task.test_tuples,
         augment=_augment(config),
     )
+    extra = {}
+    if config.consistency.active:
+        from pipelines.consistency_step import regularize
+
+        task, extra["consistency"] = regularize(task, prepared.relation, prepared.kg_graph, config.consistency)
     seed_everything(config.train.seed)
     model = build_model(config, prepared.relation)
     result: TrainResult = fit(model, task, config.train, run_dir, run_config=config, resume=resume, progress=progress)
@@ -126,7 +139,7 @@ def train(config: ExperimentConfig, base: Path | None, store: Store | None, run_
         run_dir=result.run_dir, metrics=result.metrics, relation=prepared.relation,
         train_seconds=result.train_seconds, checkpoint_hash=checkpoint_hash, history=result.history,
     )
-    write_result(outcome, config)
+    write_result(outcome, config, extra)
     return outcome
 
 

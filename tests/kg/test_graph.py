@@ -8,7 +8,7 @@ import pytest
 from rdflib import RDF, RDFS, Graph, Literal, URIRef
 
 from kg.errors import KGError
-from kg.graph import from_rdflib, from_store
+from kg.graph import curried_triples, from_rdflib, from_store
 from kg.vocab import ARITH, NS
 
 ARITHMETIC = Path(__file__).resolve().parents[2] / "data" / "arithmetic.ttl"
@@ -76,3 +76,15 @@ def test_isolated_entities_kept_or_rejected():
         from_rdflib(tiny(), [EX + "next", EX + "less"], entities=[EX + "lonely"], on_isolated="error")
     with pytest.raises(KGError, match="not a node"):
         rg.entity_index(EX + "unknown")
+
+
+def test_curried_facts_extend_a_graph():
+    rg = from_rdflib(tiny(), [EX + "next", EX + "less"])
+    facts = curried_triples([(EX + "a", EX + "b", EX + "c"), (EX + "b", EX + "a", EX + "d")], EX + "plus")
+    assert facts == [(EX + "a", EX + "plus/b", EX + "c"), (EX + "b", EX + "plus/a", EX + "d")]
+    bigger = rg.with_triples(facts + [(EX + "a", EX + "next", EX + "b")])  # a duplicate edge merges
+    assert bigger.relations == (EX + "next", EX + "less", EX + "plus/a", EX + "plus/b")
+    assert bigger.entities == (EX + "a", EX + "b", EX + "c", EX + "d") and bigger.num_edges == 5
+    d, plus_a = bigger.entity_index(EX + "d"), bigger.relation_index(EX + "plus/a")
+    assert (bigger.entity_index(EX + "b"), plus_a, d) in {tuple(t) for t in bigger.triples().tolist()}
+    assert rg.num_edges == 3  # the original is unchanged

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from neurosym.consistency import (
-    ConsistencyConfig, ConsistencyTask, code_vectors, consistency_tables, expected_plausibility,
-    geometry_loss, relation_loss, tuple_consistency,
+    ConsistencyConfig, ConsistencyTask, code_vectors, curried_table, expected_plausibility, geometry_loss,
+    geometry_table, holds_table, relation_loss, tuple_consistency,
 )
 from neurosym.errors import ConfigError, ShapeError
 from neurosym.gnn import RelationScorer
@@ -19,30 +19,61 @@ def test_expected_plausibility_is_the_double_sum():
     torch.manual_seed(0)
     table = torch.rand(3, 3, 2)
     probs = torch.softmax(torch.randn(4, 2, 3), -1)
-    relations = torch.tensor([0, 1, 1, 0])
+    labels = torch.tensor([0, 1, 1, 0])
     expected = torch.stack([
-        sum(probs[b, 0, i] * probs[b, 1, j] * table[i, j, relations[b]] for i in range(3) for j in range(3))
+        sum(probs[b, 0, i] * probs[b, 1, j] * table[i, j, labels[b]] for i in range(3) for j in range(3))
         for b in range(4)])
-    assert torch.allclose(expected_plausibility(probs.log(), table, relations), expected, atol=1e-6)
+    assert torch.allclose(expected_plausibility(probs.log(), table, labels), expected, atol=1e-6)
 
 
-def test_relation_loss_rewards_plausible_symbols_and_skips_unlabelled_pairs():
-    table = torch.zeros(2, 2, 1)
-    table[0, 1, 0] = 1.0  # only (0, 1) is plausible
+def test_relation_loss_rewards_plausible_symbols_and_ignores_labels_without_knowledge():
+    table = torch.zeros(2, 2, 2)
+    table[0, 1, 0] = 1.0  # label 0: only (0, 1) is plausible
+    table[:, :, 1] = 1.0  # label 1: no KG reading, every pair plausible
     good = torch.tensor([[[0.0, -20.0], [-20.0, 0.0]]])  # predicts (0, 1)
-    bad = torch.tensor([[[-20.0, 0.0], [0.0, -20.0]]])  # predicts (1, 0)
-    holds = torch.tensor([True])
-    assert relation_loss(good, table, torch.tensor([0]), holds) < 1e-3
-    assert relation_loss(bad, table, torch.tensor([0]), holds) > 5
-    assert relation_loss(bad, table, torch.tensor([0]), ~holds) < 1e-3  # "does not hold" flips it
-    assert relation_loss(bad, table, torch.tensor([-1]), holds) == 0
+    logits = torch.tensor([[[-20.0, 0.0], [0.0, -20.0]]], requires_grad=True)
+    bad = logits.log_softmax(-1)  # predicts (1, 0)
+    assert relation_loss(good, table, torch.tensor([0])) < 1e-3
+    assert relation_loss(bad, table, torch.tensor([0])) > 5
+    free = relation_loss(bad, table, torch.tensor([1]))
+    free.backward()
+    assert free.abs() < 1e-6 and logits.grad.abs().max() < 1e-6
     with pytest.raises(ShapeError):
-        relation_loss(torch.zeros(1, 3, 2), table, torch.tensor([0]), holds)
+        relation_loss(torch.zeros(1, 3, 2), table, torch.tensor([0]))
+
+
+def test_holds_table_is_the_sigmoid_and_its_complement():
+    torch.manual_seed(0)
+    scorer, emb = RelationScorer(2, 8), torch.randn(6, 8)
+    ids = torch.tensor([5, 0, 3])
+    table = holds_table(emb, scorer, ids, relation=1)
+    assert table.shape == (3, 3, 2)
+    assert torch.allclose(table[2, 0, 1], torch.sigmoid(scorer(emb[3:4], torch.tensor([1]), emb[5:6]))[0], atol=1e-6)
+    assert torch.allclose(table.sum(-1), torch.ones(3, 3))
+    with pytest.raises(ConfigError, match="index the 6 entities"):
+        holds_table(emb, scorer, torch.tensor([6]), relation=0)
+
+
+def test_curried_table_is_the_scorers_distribution_of_the_value():
+    torch.manual_seed(0)
+    scorer, emb = RelationScorer(4, 8), torch.randn(7, 8)
+    first, second, values = torch.tensor([0, 1]), torch.tensor([3, 2]), torch.tensor([4, 5, 6])
+    table = curried_table(emb, scorer, first, second, values)  # (2, 2, 3)
+    assert table.shape == (2, 2, 3) and torch.allclose(table.sum(-1), torch.ones(2, 2))
+    # entry (i=1, j=0): softmax over values of score(e_1, relation 3, e_v)
+    logits = scorer(emb[[1, 1, 1]], torch.tensor([3, 3, 3]), emb[values])
+    assert torch.allclose(table[1, 0], torch.softmax(logits, 0), atol=1e-6)
+    sharp = curried_table(emb, scorer, first, second, values, temperature=0.01)
+    assert sharp.max(-1).values.min() > table.max(-1).values.min()
+    with pytest.raises(ShapeError, match="second_relations"):
+        curried_table(emb, scorer, first, torch.tensor([0]), values)
+    with pytest.raises(ConfigError, match="temperature"):
+        curried_table(emb, scorer, first, second, values, temperature=0)
 
 
 def test_geometry_loss_is_zero_when_codes_follow_the_graph_and_has_gradients():
     gnn = torch.randn(4, 6)
-    _, geometry = consistency_tables(gnn, RelationScorer(1, 6), torch.arange(4))
+    geometry = geometry_table(gnn, torch.arange(4))
     assert geometry_loss(gnn @ torch.linalg.qr(torch.randn(6, 6))[0], geometry) < 1e-8  # rotation-invariant
     codes = torch.randn(4, 5, requires_grad=True)
     geometry_loss(codes, geometry).backward()
@@ -61,14 +92,13 @@ def test_task_wrapper_is_off_by_default_and_adds_terms(tiny_model_config):
     torch.manual_seed(0)
     base = _task()
     model = ConceptTransformer(tiny_model_config(num_codes=4)).eval()
-    plausibility, geometry = torch.rand(4, 4, 1), torch.eye(4)
+    label_table, geometry = torch.rand(4, 4, 2), torch.eye(4)
     batch = next(iter(base.batches(0, torch.Generator().manual_seed(0), 8)))
     cpu = torch.device("cpu")
-    off = ConsistencyTask(base, plausibility, geometry, ConsistencyConfig())
+    off = ConsistencyTask(base, ConsistencyConfig(), label_table, geometry)
     assert not off.config.active
     assert torch.equal(off.loss(model, batch, cpu), base.loss(model, batch, cpu))
-    on = ConsistencyTask(base, plausibility, geometry, ConsistencyConfig(relation_weight=1.0, geometry_weight=1.0),
-                         label_relation=torch.tensor([0, 0]), label_holds=torch.tensor([False, True]))
+    on = ConsistencyTask(base, ConsistencyConfig(relation_weight=1.0, geometry_weight=1.0), label_table, geometry)
     loss = on.loss(model, batch, cpu)
     assert torch.isfinite(loss) and loss > base.loss(model, batch, cpu)
     loss.backward()
@@ -81,10 +111,14 @@ def test_wrapper_rejects_bad_config():
     base = _task()
     with pytest.raises(ConfigError, match=">= 0"):
         ConsistencyConfig(relation_weight=-1)
-    with pytest.raises(ConfigError, match="label -> relation"):
-        ConsistencyTask(base, torch.rand(4, 4, 1), torch.eye(4), ConsistencyConfig(relation_weight=1.0))
-    with pytest.raises(ShapeError, match="tables"):
-        ConsistencyTask(base, torch.rand(3, 3, 1), torch.eye(3), ConsistencyConfig())
+    with pytest.raises(ConfigError, match="no label table"):
+        ConsistencyTask(base, ConsistencyConfig(relation_weight=1.0))
+    with pytest.raises(ShapeError, match="label_table"):
+        ConsistencyTask(base, ConsistencyConfig(relation_weight=1.0), torch.rand(3, 3, 2))
+    with pytest.raises(ConfigError, match="no NaN"):
+        ConsistencyTask(base, ConsistencyConfig(relation_weight=1.0), torch.full((4, 4, 2), float("nan")))
+    with pytest.raises(ShapeError, match="geometry"):
+        ConsistencyTask(base, ConsistencyConfig(geometry_weight=1.0), geometry=torch.eye(3))
 
 
 def test_tuple_consistency():
