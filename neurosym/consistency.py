@@ -197,7 +197,7 @@ class ConsistencyTask:
         inputs, labels = batch
         labels = labels.to(device, non_blocking=True)
         log_probs, aux = self.base.tuple_log_probs(model, inputs, device)
-        loss = self.base.constraint(log_probs, labels) + self.base.aux_weight * aux
+        loss = self.base.constraint_on(device)(log_probs, labels) + self.base.aux_weight * aux
         if self.config.relation_weight:
             if self.label_table.device != device:
                 self.label_table = self.label_table.to(device)

@@ -19,6 +19,10 @@ class NonFiniteError(NeurosymError):
     """NaN or infinity in inputs or in the loss."""
 
 
+class MemoryLimitError(NeurosymError):
+    """A batch does not fit in the device's memory; the message names the batch and the allocation."""
+
+
 def check_shape(name: str, tensor, expected: str, ndim: int, **sizes: int) -> None:
     """Raise ShapeError unless ``tensor`` has ``ndim`` dimensions and the named sizes.
 

@@ -110,6 +110,14 @@ class RelationTask:
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-self.tuples_per_epoch // batch_size)
 
+    def constraint_on(self, device: torch.device) -> TupleConstraint:
+        """The constraint with its tuple tables on ``device`` (moved once, on first use there)."""
+        device = torch.device(device)
+        here = self.constraint.tuples.device
+        if here.type != device.type or (device.index is not None and here.index != device.index):
+            self.constraint.to(device)
+        return self.constraint
+
     def batches(self, epoch: int, generator: torch.Generator, batch_size: int, rank: int = 0, world: int = 1):
         """Every rank draws the same tuples and takes every ``world``-th of each batch (the
         DistributedSampler scheme), so ranks see disjoint data in the same number of steps."""
@@ -135,12 +143,12 @@ class RelationTask:
     def loss(self, model: nn.Module, batch, device: torch.device) -> Tensor:
         inputs, labels = batch
         log_probs, aux = self.tuple_log_probs(model, inputs, device)
-        return self.constraint(log_probs, labels.to(device, non_blocking=True)) + self.aux_weight * aux
+        return self.constraint_on(device)(log_probs, labels.to(device, non_blocking=True)) + self.aux_weight * aux
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         inputs = self.test.inputs[self.test_members.reshape(-1)]
         log_probs, _ = self.tuple_log_probs(model, inputs, device)
-        predicted = self.constraint.predict(log_probs.float()).cpu()
+        predicted = self.constraint_on(device).predict(log_probs.float()).cpu()
         metrics = {"label_acc": float((predicted == self.test_labels).double().mean())}
         metrics.update(concept_metrics(model, self.train, self.test, self.num_codes, device))
         return metrics

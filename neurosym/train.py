@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from neurosym.config import dump_toml, to_dict
-from neurosym.errors import ConfigError, NonFiniteError
+from neurosym.errors import ConfigError, MemoryLimitError, NonFiniteError
 from neurosym.version import code_version
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -85,6 +85,17 @@ class TrainResult:
     @property
     def checkpoint(self) -> Path:
         return self.run_dir / CHECKPOINT_NAME
+
+
+def _memory_error(exc: Exception, batch, config: TrainConfig, device: torch.device) -> MemoryLimitError:
+    """One line: which batch did not fit, what the allocator could not get, what to change."""
+    first = batch[0] if isinstance(batch, (tuple, list)) else batch
+    shape = list(first.shape) if isinstance(first, torch.Tensor) else "?"
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return MemoryLimitError(f"a batch of inputs {shape} (train.batch_size = {config.batch_size}) does not fit in "
+                            f"{device} memory: {detail.rstrip('.')}; lower train.batch_size")
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -287,10 +298,17 @@ def fit(
             step = epoch * steps_per_epoch + index
             if hasattr(model, "set_step"):
                 model.set_step(step)
-            with autocast:
-                loss = task.loss(step_model, batch, device)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            try:
+                with autocast:
+                    loss = task.loss(step_model, batch, device)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            except torch.OutOfMemoryError as exc:
+                raise _memory_error(exc, batch, config, device) from None
+            except RuntimeError as exc:  # the CPU allocator's failure is a plain RuntimeError
+                if "can't allocate memory" not in str(exc):
+                    raise
+                raise _memory_error(exc, batch, config, device) from None
             if world > 1:
                 _average_gradients(model, world)
             if config.grad_clip:

@@ -9,23 +9,9 @@ from neurosym.model import ConceptTransformer
 from neurosym.tasks import RelationTask, SupervisedTask, SymbolData
 from neurosym.train import TrainConfig, fit, load_checkpoint, select_device
 
-ADDITION = torch.tensor([(a, b, a + b) for a in range(4) for b in range(4)])
-
-
-def tiny_task(num: int = 48, tuples_per_epoch: int = 64):
-    generator = torch.Generator().manual_seed(0)
-    symbols = torch.randint(0, 4, (num,), generator=generator)
-    # Symbol k lights quadrant k of a noisy image: learnable in a few steps, not trivially constant.
-    templates = torch.zeros(4, 8, 8)
-    for k in range(4):
-        templates[k, 4 * (k // 2):4 * (k // 2) + 4, 4 * (k % 2):4 * (k % 2) + 4] = 1.0
-    images = templates[symbols] + 0.2 * torch.rand(num, 8, 8, generator=generator)
-    data = SymbolData(images, symbols)
-    return RelationTask(data, data, ADDITION, num_codes=4, tuples_per_epoch=tuples_per_epoch, test_tuples=32)
-
 
 @pytest.mark.parametrize("kind", ["gumbel", "vq"])
-def test_killed_run_resumes_bit_for_bit(tmp_path, tiny_model_config, kind):
+def test_killed_run_resumes_bit_for_bit(tmp_path, tiny_model_config, kind, tiny_task):
     config = TrainConfig(epochs=3, batch_size=16, seed=3, device="cpu")
     model_config = tiny_model_config(kind, num_codes=4)
 
@@ -45,7 +31,7 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, tiny_model_config, kind):
     assert [r["train_loss"] for r in straight.history] == [r["train_loss"] for r in resumed.history]
 
 
-def test_run_folder_holds_config_metrics_and_checkpoint(tmp_path, tiny_model_config):
+def test_run_folder_holds_config_metrics_and_checkpoint(tmp_path, tiny_model_config, tiny_task):
     config = TrainConfig(epochs=2, batch_size=16, device="cpu")
     result = fit(ConceptTransformer(tiny_model_config(num_codes=4)), tiny_task(), config, tmp_path, progress=False,
                  run_config={"train": {"epochs": 2}})
@@ -58,7 +44,7 @@ def test_run_folder_holds_config_metrics_and_checkpoint(tmp_path, tiny_model_con
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_constraint_training_learns_symbols_from_labels_alone(tmp_path, tiny_model_config):
+def test_constraint_training_learns_symbols_from_labels_alone(tmp_path, tiny_model_config, tiny_task):
     config = TrainConfig(epochs=4, batch_size=32, lr=5e-3, warmup_steps=5, device="cpu")
     torch.manual_seed(0)
     result = fit(ConceptTransformer(tiny_model_config(num_codes=4)), tiny_task(tuples_per_epoch=256), config,
@@ -68,7 +54,7 @@ def test_constraint_training_learns_symbols_from_labels_alone(tmp_path, tiny_mod
     assert last["concept_acc"] > 0.5  # chance is 0.25
 
 
-def test_supervised_task_trains(tmp_path, tiny_model_config):
+def test_supervised_task_trains(tmp_path, tiny_model_config, tiny_task):
     task = tiny_task()
     supervised = SupervisedTask(task.train, task.test, num_codes=4, inputs_per_epoch=256)
     result = fit(ConceptTransformer(tiny_model_config(num_codes=4)), supervised,
@@ -76,13 +62,13 @@ def test_supervised_task_trains(tmp_path, tiny_model_config):
     assert result.metrics["concept_acc"] > 0.5
 
 
-def test_nan_loss_names_the_epoch(tmp_path, tiny_model_config):
+def test_nan_loss_names_the_epoch(tmp_path, tiny_model_config, tiny_task):
     class NanTask(RelationTask):
         def loss(self, model, batch, device):
             return super().loss(model, batch, device) * float("nan")
 
     base = tiny_task()
-    task = NanTask(base.train, base.test, ADDITION, 4, tuples_per_epoch=16, test_tuples=8)
+    task = NanTask(base.train, base.test, base.tuples, 4, tuples_per_epoch=16, test_tuples=8)
     with pytest.raises(NonFiniteError, match="epoch 1"):
         fit(ConceptTransformer(tiny_model_config(num_codes=4)), task, TrainConfig(epochs=1, device="cpu"), tmp_path, progress=False)
 
@@ -102,7 +88,7 @@ def test_device_selection_errors_clearly_without_cuda():
             select_device("cuda")
 
 
-def test_checkpoint_of_another_architecture_is_refused(tmp_path, tiny_model_config):
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, tiny_model_config, tiny_task):
     config = TrainConfig(epochs=1, batch_size=16, device="cpu")
     fit(ConceptTransformer(tiny_model_config(num_codes=4)), tiny_task(), config, tmp_path, progress=False)
     other = tiny_model_config(num_codes=4, n_layers=3)
@@ -131,3 +117,28 @@ def test_shuffled_batches_give_every_rank_the_same_number_of_steps():
     assert len(shares[0]) == len(shares[1]) == 3
     seen = torch.cat([torch.cat(batches) for batches in shares])
     assert len(seen) == 10 and len(set(seen.tolist())) == 10  # disjoint, one item dropped
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("Tried to allocate 12.00 GiB. Device 0 has 1.00 GiB free.\nmore detail"),
+    RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 12884901888 bytes."),
+])
+def test_out_of_memory_in_a_step_is_one_line_naming_the_batch(tmp_path, tiny_model_config, tiny_task, error):
+    from neurosym.errors import MemoryLimitError
+
+    class Oom:
+        def __init__(self, base):
+            self.base = base
+
+        def __getattr__(self, name):
+            return getattr(self.base, name)
+
+        def loss(self, model, batch, device):
+            raise error
+
+    config = TrainConfig(epochs=1, batch_size=16, device="cpu")
+    with pytest.raises(MemoryLimitError) as info:
+        fit(ConceptTransformer(tiny_model_config(num_codes=4)), Oom(tiny_task()), config, tmp_path, progress=False)
+    message = str(info.value)
+    assert "\n" not in message and "[32, 8, 8]" in message and "12" in message and "allocate" in message
+    assert "lower train.batch_size" in message

@@ -1,0 +1,28 @@
+"""Fixtures of the neural half's tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurosym.tasks import RelationTask, SymbolData
+
+ADDITION = torch.tensor([(a, b, a + b) for a in range(4) for b in range(4)])
+
+
+def make_tiny_task(num: int = 48, tuples_per_epoch: int = 64):
+    generator = torch.Generator().manual_seed(0)
+    symbols = torch.randint(0, 4, (num,), generator=generator)
+    # Symbol k lights quadrant k of a noisy image: learnable in a few steps, not trivially constant.
+    templates = torch.zeros(4, 8, 8)
+    for k in range(4):
+        templates[k, 4 * (k // 2):4 * (k // 2) + 4, 4 * (k % 2):4 * (k % 2) + 4] = 1.0
+    images = templates[symbols] + 0.2 * torch.rand(num, 8, 8, generator=generator)
+    data = SymbolData(images, symbols)
+    return RelationTask(data, data, ADDITION, num_codes=4, tuples_per_epoch=tuples_per_epoch, test_tuples=32)
+
+
+@pytest.fixture
+def tiny_task():
+    """``tiny_task(num=48, tuples_per_epoch=64)``: 4 symbols drawn as image quadrants, their sums as labels."""
+    return make_tiny_task
