@@ -11,6 +11,8 @@ memory (for in-memory SQLite or a server URL without a local directory).
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import os
 import shutil
@@ -119,10 +121,10 @@ class RdfView:
         return graphs
 
     def _bulk_load(self, lines: Iterable[str]) -> None:
-        if sys.platform.startswith("linux"):
+        if _pipe_loading_works():
             self._bulk_load_pipe(lines)
-        else:
-            self.store.bulk_load(_chunks(lines), format=ox.RdfFormat.N_QUADS)
+        else:  # Oxigraph reads the chunks through Python: slower, but works on any platform
+            self.store.bulk_load(_ChunkReader(_chunks(lines)), format=ox.RdfFormat.N_QUADS)
 
     def _bulk_load_pipe(self, lines: Iterable[str]) -> None:
         # Oxigraph parses and indexes in Rust without the GIL while a Python thread generates the
@@ -160,6 +162,54 @@ class RdfView:
 
     def __len__(self) -> int:
         return len(self.store)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable binary stream over an iterator of byte chunks (what ``bulk_load`` accepts)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks, self._pending = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+@functools.lru_cache(maxsize=1)
+def _pipe_loading_works() -> bool:
+    """Whether Oxigraph can bulk-load from ``/dev/fd/N`` of a pipe here. Linux yes; some sandboxes
+    (gVisor, used by container runtimes) hand the reader an empty file, so the writer gets EPIPE."""
+    if not sys.platform.startswith("linux"):
+        return False
+    probe = ox.Store()
+    read_fd, write_fd = os.pipe()
+
+    def produce() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(b"<urn:probe:s> <urn:probe:p> <urn:probe:o> <urn:probe:g> .\n")
+        except OSError:
+            pass
+
+    writer = threading.Thread(target=produce, daemon=True)
+    writer.start()
+    try:
+        probe.bulk_load(path=f"/dev/fd/{read_fd}", format=ox.RdfFormat.N_QUADS)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    finally:
+        os.close(read_fd)
+        writer.join()
+    return len(probe) == 1
 
 
 def _chunks(lines: Iterable[str], size: int = 1 << 16) -> Iterator[bytes]:
