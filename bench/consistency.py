@@ -72,9 +72,10 @@ def run_once(setting, variant, seed, prepared, relations, scorers, args, workdir
         scorer_seconds = scorer.train_seconds
         if setting == "relation_labels":
             table = holds_label_table(graph, scorer, relation, {"true": (ARITH_RELATIONS[1], True),
-                                                                "false": (ARITH_RELATIONS[1], False)})
+                                                                "false": (ARITH_RELATIONS[1], False)},
+                                      calibrate=args.calibrate)
         else:
-            table = curried_label_table(graph, scorer, relation, PLUS)
+            table = curried_label_table(graph, scorer, relation, PLUS, calibrate=args.calibrate)
         if setting == "missing_facts":
             known = {tuple(t) for t in knowledge.tolist()}
             removed = torch.tensor([t for t in relation.tuples.tolist() if tuple(t) not in known])
@@ -116,6 +117,32 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
+def plot(output: dict, path: str | Path) -> None:
+    """Concept accuracy per seed, without -> with, one panel per setting (lines pair a seed's runs)."""
+    from matplotlib.figure import Figure
+
+    settings = list(output["settings"])
+    figure = Figure(figsize=(3.2 * len(settings), 3.2), layout="constrained")
+    axes = figure.subplots(1, len(settings), sharey=True, squeeze=False)[0]
+    for ax, setting in zip(axes, settings):
+        result = output["settings"][setting]
+        runs = result["runs"]
+        for seed in sorted({r["seed"] for r in runs}):
+            pair = [next(r["concept_acc"] for r in runs if r["seed"] == seed and r["variant"] == v)
+                    for v in ("without", "with")]
+            ax.plot([0, 1], pair, marker="o", color="tab:blue" if pair[1] >= pair[0] else "tab:red", alpha=0.7)
+        ax.plot([0, 1], [result["without"]["concept_acc"], result["with"]["concept_acc"]], color="black",
+                linewidth=3, label="median")
+        ax.set_xticks([0, 1], ["without", "with"])
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_title(f"{setting}\n{result['gain_points']:+.1f} points, time x{result['time_ratio']:.2f}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("concept accuracy (test, grounded)")
+    axes[0].legend(loc="lower right", fontsize=8)
+    figure.suptitle("GNN consistency regularizer: each line is one seed", fontsize=10)
+    figure.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
@@ -130,9 +157,16 @@ def main() -> None:
     parser.add_argument("--scorer-epochs", type=int, default=100)
     parser.add_argument("--scorer-lr", type=float, default=0.03)
     parser.add_argument("--scorer-negatives", type=int, default=8)
+    parser.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                        help="Raw scorer tables (softmax at temperature 1, plain sigmoids) instead of calibrated ones.")
     parser.add_argument("--json", dest="json_path", default=None)
+    parser.add_argument("--plot", default=None, help="Write a per-seed figure (PNG) of concept accuracy.")
+    parser.add_argument("--replot", default=None, metavar="JSON", help="Only draw --plot from an earlier --json.")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(Path(args.replot).read_text()), args.plot or "consistency.png")
+        return
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     settings = args.settings.split(",")
@@ -176,13 +210,15 @@ def main() -> None:
                     k: round(statistics.median(m[k] for m in removed), 4) for k in removed[0]}
     budget = {"epochs": args.epochs, "pairs_per_epoch": args.pairs, "few_pairs": args.few, "few_epochs": args.few_epochs,
               "relation_weight": args.relation_weight, "geometry_weight": args.geometry_weight,
-              "scorer": {"layers": args.scorer_layers, "epochs": args.scorer_epochs, "lr": args.scorer_lr,
+              "calibrate": args.calibrate, "scorer": {"layers": args.scorer_layers, "epochs": args.scorer_epochs, "lr": args.scorer_lr,
                          "negatives": args.scorer_negatives}, "seeds": seeds}
     output = {"link_prediction": link, "budget": budget, "settings": results}
     summary = {s: {k: v for k, v in r.items() if k != "runs"} for s, r in results.items()}
     print(json.dumps(summary, indent=2))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(output, indent=2))
+    if args.plot:
+        plot(output, args.plot)
 
 
 if __name__ == "__main__":

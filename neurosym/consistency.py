@@ -79,23 +79,33 @@ def geometry_table(embeddings: Tensor, entity_ids: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def holds_table(embeddings: Tensor, scorer: nn.Module, entity_ids: Tensor, relation: int) -> Tensor:
+def holds_table(embeddings: Tensor, scorer: nn.Module, entity_ids: Tensor, relation: int,
+                known: Tensor | None = None) -> Tensor:
     """``[K, K, 2]``: plausibility that ``i relation j`` does not hold (label 0) / holds (label 1).
 
-    Shapes: embeddings ``[N, G]``, entity_ids ``[K]`` (code -> entity)."""
+    Shapes: embeddings ``[N, G]``, entity_ids ``[K]`` (code -> entity); ``known`` ``[K, K]`` bool,
+    the pairs the KG says hold: when given, the scores are Platt-scaled on them (``fit_platt``)."""
     _check_entities(embeddings, entity_ids, "entity_ids")
-    holds = torch.sigmoid(scorer.table(embeddings[entity_ids])[:, :, relation])  # (K, K)
+    logits = scorer.table(embeddings[entity_ids])[:, :, relation]  # (K, K)
+    if known is not None:
+        if known.shape != logits.shape:
+            raise ShapeError(f"known: expected [{logits.shape[0]}, {logits.shape[1]}], got {list(known.shape)}")
+        scale, bias = fit_platt(logits.reshape(-1), known.reshape(-1))
+        logits = scale * logits + bias
+    holds = torch.sigmoid(logits)
     return torch.stack([1 - holds, holds], -1)
 
 
 @torch.no_grad()
 def curried_table(embeddings: Tensor, scorer: nn.Module, first_ids: Tensor, second_relations: Tensor,
-                  label_ids: Tensor, temperature: float = 1.0) -> Tensor:
+                  label_ids: Tensor, temperature: float = 1.0, known: Tensor | None = None) -> Tensor:
     """``[K, K, L]``: the scorer's distribution over values l of ``f(i, j)``, read from edges
     ``i --f_j--> l``: ``softmax_l score(e_i, f_j, e_l) / temperature``.
 
     Shapes: embeddings ``[N, G]``; first_ids ``[K]`` (code i -> entity), second_relations ``[K]``
-    (code j -> relation index of ``f_j``), label_ids ``[L]`` (label value -> entity)."""
+    (code j -> relation index of ``f_j``), label_ids ``[L]`` (label value -> entity); ``known``
+    ``[F, 3]`` (i, j, value index) facts the KG holds: when given, ``temperature`` is fitted on them
+    (``fit_temperature``) instead."""
     _check_entities(embeddings, first_ids, "first_ids")
     _check_entities(embeddings, label_ids, "label_ids")
     if second_relations.shape != first_ids.shape:
@@ -104,8 +114,59 @@ def curried_table(embeddings: Tensor, scorer: nn.Module, first_ids: Tensor, seco
         raise ConfigError(f"temperature must be > 0, got {temperature}")
     k = first_ids.shape[0]
     heads = embeddings[first_ids].repeat_interleave(k, 0)  # (K * K, G): i major, j minor
-    scores = scorer.tails_of(heads, second_relations.repeat(k), embeddings[label_ids])  # (K * K, L)
-    return torch.softmax(scores / temperature, -1).view(k, k, -1)
+    scores = scorer.tails_of(heads, second_relations.repeat(k), embeddings[label_ids]).view(k, k, -1)  # (K, K, L)
+    if known is not None:
+        if known.dim() != 2 or known.shape[1] != 3:
+            raise ShapeError(f"known: expected [F, 3] (i, j, value), got {list(known.shape)}")
+        temperature = fit_temperature(scores[known[:, 0], known[:, 1]], known[:, 2])
+    return torch.softmax(scores / temperature, -1)
+
+
+def fit_platt(logits: Tensor, targets: Tensor, steps: int = 100) -> tuple[float, float]:
+    """Platt scaling: ``(scale, bias)`` maximising the likelihood of ``sigmoid(scale * logit + bias)``
+    for ``targets``. Shapes: ``[N]``, ``[N]`` bool. A link scorer trained against many random
+    corruptions gives true facts low raw probabilities that vary arbitrarily among them; scaled on
+    the facts the KG holds, "holds" reads near 1 and "does not" near 0."""
+    if logits.shape != targets.shape or logits.numel() == 0:
+        raise ShapeError(f"fit_platt: expected matching non-empty [N] tensors, got {list(logits.shape)} and {list(targets.shape)}")
+    if targets.all() or not targets.any():
+        raise ConfigError("calibration needs facts that hold and facts that do not among the pairs")
+    x, y = logits.detach().double(), targets.double()
+    x = (x - x.mean()) / x.std().clamp_min(1e-6)
+    params = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        # A little L2 keeps the fit finite when the classes separate perfectly.
+        loss = F.binary_cross_entropy_with_logits(params[0] * x + params[1], y) + 1e-3 * params.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    scale, bias = params.detach().tolist()
+    mean, std = float(logits.double().mean()), float(logits.double().std().clamp_min(1e-6))
+    return scale / std, bias - scale * mean / std
+
+
+def fit_temperature(logits: Tensor, targets: Tensor, steps: int = 100) -> float:
+    """The temperature T maximising ``sum log softmax(logits / T)[target]``. Shapes: ``[F, L]``, ``[F]``."""
+    if logits.dim() != 2 or targets.shape != logits.shape[:1] or logits.shape[0] == 0:
+        raise ShapeError(f"fit_temperature: expected [F, L] and [F] with F >= 1, got {list(logits.shape)} and {list(targets.shape)}")
+    x = logits.detach().double()
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(x / log_t.exp(), targets) + 1e-3 * log_t ** 2
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return float(log_t.detach().exp().clamp(1e-3, 1e3))
 
 
 def expected_plausibility(log_probs: Tensor, label_table: Tensor, labels: Tensor) -> Tensor:

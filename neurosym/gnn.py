@@ -162,6 +162,14 @@ class LinkPredictionConfig:
             raise ConfigError(f"link_prediction.test_fraction must be in [0, 1), got {self.test_fraction}")
         if self.epochs < 1 or self.negatives < 1:
             raise ConfigError("link_prediction.epochs and negatives must be >= 1")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ConfigError(f"link_prediction.lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+        if self.dim < 2 or self.num_layers < 1 or self.threads < 1:
+            raise ConfigError("link_prediction.dim must be >= 2, num_layers and threads >= 1")
+        if self.scorer == "complex" and self.dim % 2:
+            raise ConfigError(f"link_prediction.dim must be even for the ComplEx scorer, got {self.dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"link_prediction.dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass

@@ -63,14 +63,29 @@ _RDF, _RDFS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "http://www.w3.org/
 
 
 @dataclass
+class ScorerConfig(LinkPredictionConfig):
+    """The regularizer's scorer: ``LinkPredictionConfig`` with the defaults the benchmark uses (one
+    R-GCN layer, 100 epochs, lr 0.03, 8 corruptions, no held-out edges: it should see every known
+    fact). A partial ``[consistency.link_prediction]`` table keeps these for the keys it omits."""
+
+    num_layers: int = 1
+    epochs: int = 100
+    lr: float = 0.03
+    negatives: int = 8
+    test_fraction: float = 0.0
+
+
+@dataclass
 class ConsistencySection:
     """The GNN consistency regularizer (``docs/consistency.md``); off while both weights are 0.
 
     The R-GCN + ComplEx scorer is pre-trained by link prediction on the KG's ``relations`` (every
-    other predicate linking two entities must be listed in ``ignore``) plus the task's own allowed
-    tuples in curried form (``a --function/b--> label``), so that it can rank facts the constraint
-    lacks. ``reading``: how a label names a KG fact: ``curried`` (the label is ``function(a, b)``)
+    other predicate linking two entities must be listed in ``ignore``), in the curried reading plus
+    the task's own allowed tuples as edges ``a --function/b--> label``, so that it can rank facts the
+    constraint lacks. ``reading``: how a label names a KG fact: ``curried`` (the label is ``function(a, b)``)
     or ``holds`` (labels ``true``/``false`` say whether ``holds_relation`` links a to b).
+    ``calibrate``: fit the table's temperature (curried) or Platt scale (holds) on the facts the KG
+    holds; otherwise ``temperature`` is used as given (curried) and raw sigmoids (holds).
     """
 
     relation_weight: float = 0.0
@@ -82,9 +97,9 @@ class ConsistencySection:
     reading: Literal["curried", "holds"] = "curried"
     function: str = _NS + "taskLabel"
     holds_relation: str = ""
+    calibrate: bool = True
     temperature: float = 1.0
-    link_prediction: LinkPredictionConfig = field(default_factory=lambda: LinkPredictionConfig(
-        epochs=100, lr=0.03, negatives=8, num_layers=1, test_fraction=0.0))
+    link_prediction: ScorerConfig = field(default_factory=ScorerConfig)
 
     def __post_init__(self) -> None:
         if self.reading not in ("curried", "holds"):

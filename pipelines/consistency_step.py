@@ -18,7 +18,7 @@ from kg.vocab import NS
 from neurosym.consistency import ConsistencyConfig, ConsistencyTask, curried_table, geometry_table, holds_table
 from neurosym.errors import ConfigError
 from neurosym.gnn import LinkPredictionConfig, LinkPredictionResult, train_link_prediction
-from neurosym.tasks import RelationTask, SymbolData
+from neurosym.tasks import RelationTask, SymbolData, TupleHeadTask
 from pipelines.knowledge import Relation
 
 #: The arithmetic KG's binary relations between numbers, and the predicates knowingly left out
@@ -34,6 +34,11 @@ def relation_triples(relation: Relation, function: str, tuples: Tensor | None = 
     (symbol a, symbol b, label; all of ``relation.tuples`` by default)."""
     if relation.arity != 2:
         raise ConfigError(f"curried edges need a relation of arity 2, got arity {relation.arity}")
+    names = [t[1] for t in curried_triples([(s, s, s) for s in relation.symbols], function)]
+    if len(set(names)) != len(names):
+        clash = sorted({n for n in names if names.count(n) > 1})[0]
+        raise ConfigError(f"two symbols share the local name of curried relation {clash}; curried edges need "
+                          "symbols whose IRIs end in distinct names")
     rows = (relation.tuples if tuples is None else tuples).tolist()
     facts = [(relation.symbols[a], relation.symbols[b], relation.labels[v]) for a, b, v in rows]
     return curried_triples(facts, function)
@@ -53,31 +58,65 @@ def pretrain_kg_scorer(store: Store, relations: Sequence[str] = ARITH_RELATIONS,
     return graph, result
 
 
+def _positions(graph: RelationalGraph, iris: Sequence[str]) -> Tensor:
+    """``[N]``: entity index -> position in ``iris`` (-1 where the entity is not among them)."""
+    lookup = torch.full((graph.num_entities,), -1, dtype=torch.long)
+    lookup[graph.entity_indices(iris)] = torch.arange(len(iris))
+    return lookup
+
+
 def holds_label_table(graph: RelationalGraph, scorer: LinkPredictionResult, relation: Relation,
-                      label_relations: Mapping[str, tuple[str, bool]]) -> Tensor:
+                      label_relations: Mapping[str, tuple[str, bool]], calibrate: bool = True) -> Tensor:
     """``[K, K, L]`` for labels that say whether a KG relation holds between the two symbols.
     ``label_relations`` maps a label value (as in ``relation.labels``) to (relation IRI, holds);
-    other labels get plausibility 1 (no term)."""
+    other labels get plausibility 1 (no term). ``calibrate``: Platt-scale the scores on the pairs
+    the graph says hold (``neurosym.consistency.fit_platt``)."""
     embeddings, ids = scorer.embeddings(), graph.entity_indices(relation.symbols)
     k = len(relation.symbols)
+    position = _positions(graph, relation.symbols)
     table = torch.ones(k, k, len(relation.labels))
     for label, (iri, holds) in label_relations.items():
         if label not in relation.labels:
             raise ConfigError(f"label {label!r} is not one of the relation's labels {list(relation.labels)}")
-        both = holds_table(embeddings, scorer.model.scorer, ids, graph.relation_index(iri))
+        kind = graph.relation_index(iri)
+        known = None
+        if calibrate:
+            heads, tails = graph.edge_index[:, graph.edge_type == kind]
+            heads, tails = position[heads], position[tails]
+            inside = (heads >= 0) & (tails >= 0)
+            known = torch.zeros(k, k, dtype=torch.bool)
+            known[heads[inside], tails[inside]] = True
+        both = holds_table(embeddings, scorer.model.scorer, ids, kind, known)
         table[:, :, relation.labels.index(label)] = both[:, :, int(holds)]
     return table
 
 
 def curried_label_table(graph: RelationalGraph, scorer: LinkPredictionResult, relation: Relation,
-                        function: str = PLUS, temperature: float = 1.0) -> Tensor:
+                        function: str = PLUS, temperature: float = 1.0, calibrate: bool = True) -> Tensor:
     """``[K, K, L]`` for labels that are the value of ``function(a, b)`` in curried form (every
-    ``function/b`` relation must be in the graph, every label an entity)."""
+    ``function/b`` relation must be in the graph, every label an entity). ``calibrate``: fit the
+    softmax temperature on the curried facts the graph holds instead of using ``temperature``."""
     ids = graph.entity_indices(relation.symbols)
-    relations = torch.tensor([graph.relation_index(t[1]) for t in curried_triples(
-        [(relation.symbols[0], b, relation.labels[0]) for b in relation.symbols], function)])
-    return curried_table(scorer.embeddings(), scorer.model.scorer, ids, relations,
-                         graph.entity_indices(relation.labels), temperature)
+    curried = [t[1] for t in curried_triples([(relation.symbols[0], b, relation.labels[0]) for b in relation.symbols],
+                                             function)]
+    # A symbol that is never a second argument of a known fact has no relation in the graph: its
+    # column carries no knowledge, so it gets plausibility 1 (no term) rather than an error.
+    present = torch.tensor([iri in graph.relations for iri in curried])
+    if not present.any():
+        raise ConfigError(f"the graph has no curried edges of {function}: pre-train the scorer with relation_triples")
+    relations = torch.tensor([graph.relation_index(iri) if there else 0 for iri, there in zip(curried, present.tolist())])
+    known = None
+    if calibrate:
+        second = torch.full((graph.num_relations,), -1, dtype=torch.long)
+        second[relations[present]] = torch.arange(len(curried))[present]
+        heads, tails = graph.edge_index
+        rows = torch.stack([_positions(graph, relation.symbols)[heads], second[graph.edge_type],
+                            _positions(graph, relation.labels)[tails]], 1)
+        known = rows[(rows >= 0).all(1)]
+    table = curried_table(scorer.embeddings(), scorer.model.scorer, ids, relations,
+                          graph.entity_indices(relation.labels), temperature, known)
+    table[:, ~present] = 1.0
+    return table
 
 
 def held_out_metrics(graph: RelationalGraph, scorer: LinkPredictionResult,
@@ -108,21 +147,35 @@ def consistency_task(base: RelationTask, relation: Relation, graph: RelationalGr
 def regularize(task: RelationTask, relation: Relation, kg_graph: RelationalGraph | None,
                section) -> tuple[ConsistencyTask, dict]:
     """The training pipeline's hook (``[consistency]`` of the experiment config, a
-    ``pipelines.config.ConsistencySection``): pre-train the scorer on ``kg_graph`` + the task's tuples
-    (curried), build the label table of ``section.reading`` and wrap ``task``.
+    ``pipelines.config.ConsistencySection``): pre-train the scorer on ``kg_graph`` (+ the task's
+    tuples, curried, in the curried reading), build the label table of ``section.reading`` and wrap
+    ``task``. Configuration errors surface before the pre-training.
     Returns the wrapped task and a summary for ``result.json``."""
     if kg_graph is None:
         raise ConfigError("the consistency regularizer needs the KG graph (prepare the task with the regularizer on)")
     if relation.arity != 2:
         raise ConfigError(f"the consistency regularizer needs a relation over pairs, the task has arity {relation.arity}")
-    graph = kg_graph.with_triples(relation_triples(relation, section.function))
+    if isinstance(task, TupleHeadTask):
+        raise ConfigError("the consistency regularizer adds to the constraint's loss; task.objective = 'head' "
+                          "has none (use objective = 'constraint' or turn [consistency] off)")
+    graph = kg_graph
+    if section.reading == "curried":  # the task's own facts, as edges the scorer can generalise from
+        graph = kg_graph.with_triples(relation_triples(relation, section.function))
+    else:
+        graph.relation_index(section.holds_relation)  # an unknown relation fails here, before pre-training
+        missing = {"true", "false"} - set(relation.labels)
+        if missing:
+            raise ConfigError(f"consistency.reading = 'holds' needs labels 'true' and 'false'; the task's labels "
+                              f"lack {sorted(missing)}")
     scorer = train_link_prediction(graph.edge_index, graph.edge_type, graph.num_entities, graph.num_relations,
                                    section.link_prediction)
     if section.reading == "holds":
         table = holds_label_table(graph, scorer, relation, {"true": (section.holds_relation, True),
-                                                            "false": (section.holds_relation, False)})
+                                                            "false": (section.holds_relation, False)},
+                                  calibrate=section.calibrate)
     else:
-        table = curried_label_table(graph, scorer, relation, section.function, section.temperature)
+        table = curried_label_table(graph, scorer, relation, section.function, section.temperature,
+                                    calibrate=section.calibrate)
     wrapped = consistency_task(task, relation, graph, scorer, section.weights(), table)
     summary = {"scorer_seconds": round(scorer.train_seconds, 3), "entities": graph.num_entities,
                "relations": graph.num_relations, "edges": graph.num_edges,

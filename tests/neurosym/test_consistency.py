@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from neurosym.consistency import (
-    ConsistencyConfig, ConsistencyTask, code_vectors, curried_table, expected_plausibility, geometry_loss,
-    geometry_table, holds_table, relation_loss, tuple_consistency,
+    ConsistencyConfig, ConsistencyTask, code_vectors, curried_table, expected_plausibility, fit_platt,
+    fit_temperature, geometry_loss, geometry_table, holds_table, relation_loss, tuple_consistency,
 )
 from neurosym.errors import ConfigError, ShapeError
 from neurosym.gnn import RelationScorer
@@ -57,18 +58,50 @@ def test_holds_table_is_the_sigmoid_and_its_complement():
 def test_curried_table_is_the_scorers_distribution_of_the_value():
     torch.manual_seed(0)
     scorer, emb = RelationScorer(4, 8), torch.randn(7, 8)
-    first, second, values = torch.tensor([0, 1]), torch.tensor([3, 2]), torch.tensor([4, 5, 6])
+    first, second, values = torch.tensor([5, 2]), torch.tensor([3, 2]), torch.tensor([4, 0, 6])
     table = curried_table(emb, scorer, first, second, values)  # (2, 2, 3)
     assert table.shape == (2, 2, 3) and torch.allclose(table.sum(-1), torch.ones(2, 2))
-    # entry (i=1, j=0): softmax over values of score(e_1, relation 3, e_v)
-    logits = scorer(emb[[1, 1, 1]], torch.tensor([3, 3, 3]), emb[values])
+    # entry (i=1, j=0): code 1 is entity 2, code 0's relation is 3: softmax_v score(e_2, 3, e_v)
+    logits = scorer(emb[[2, 2, 2]], torch.tensor([3, 3, 3]), emb[values])
     assert torch.allclose(table[1, 0], torch.softmax(logits, 0), atol=1e-6)
     sharp = curried_table(emb, scorer, first, second, values, temperature=0.01)
     assert sharp.max(-1).values.min() > table.max(-1).values.min()
+    # calibrated: the temperature fitted on known facts sharpens the distribution toward them
+    known = torch.tensor([[i, j, int(torch.argmax(table[i, j]))] for i in range(2) for j in range(2)])
+    fitted = curried_table(emb, scorer, first, second, values, known=known)
+    assert fitted.max(-1).values.min() > table.max(-1).values.min()
     with pytest.raises(ShapeError, match="second_relations"):
         curried_table(emb, scorer, first, torch.tensor([0]), values)
     with pytest.raises(ConfigError, match="temperature"):
         curried_table(emb, scorer, first, second, values, temperature=0)
+
+
+def test_platt_scaling_separates_the_facts_that_hold():
+    logits = torch.tensor([-2.0, -1.5, -1.0, -3.5, -4.0, -3.8])  # true facts score low but above false ones
+    holds = torch.tensor([True, True, True, False, False, False])
+    scale, bias = fit_platt(logits, holds)
+    calibrated = torch.sigmoid(scale * logits + bias)
+    assert calibrated[holds].min() > 0.8 and calibrated[~holds].max() < 0.2
+    assert torch.sigmoid(logits)[holds].max() < 0.3  # the raw probabilities were all low
+    with pytest.raises(ConfigError, match="hold and facts that do not"):
+        fit_platt(logits, torch.ones(6, dtype=torch.bool))
+    scorer, emb = RelationScorer(1, 8), torch.randn(4, 8)
+    known = torch.eye(4, dtype=torch.bool).roll(1, 1)
+    table = holds_table(emb, scorer, torch.arange(4), 0, known=known)
+    assert table.shape == (4, 4, 2) and torch.allclose(table.sum(-1), torch.ones(4, 4))
+    with pytest.raises(ShapeError, match="known"):
+        holds_table(emb, scorer, torch.arange(4), 0, known=known[:3])
+
+
+def test_fitted_temperature_matches_the_sharpness_of_the_data():
+    torch.manual_seed(0)
+    targets = torch.randint(0, 5, (400,))
+    logits = torch.randn(400, 5) + 4.0 * F.one_hot(targets, 5)
+    # Data generated from softmax(logits / 0.5) is best explained by temperature ~0.5.
+    sampled = torch.distributions.Categorical(logits=logits / 0.5).sample()
+    assert 0.35 < fit_temperature(logits, sampled) < 0.7
+    with pytest.raises(ShapeError):
+        fit_temperature(torch.zeros(3), torch.zeros(3, dtype=torch.long))
 
 
 def test_geometry_loss_is_zero_when_codes_follow_the_graph_and_has_gradients():
