@@ -207,8 +207,11 @@ class Engine:
             return future.result(timeout=self.config.timeout_s)
         except FutureTimeout:
             future.cancel()
-            raise HttpError(503, f"query exceeded the time limit of {self.config.timeout_s:g} s and was abandoned; "
-                                 "narrow it (LIMIT, more specific patterns) or ask for a longer --timeout") from None
+            raise self._time_limit_error() from None
+
+    def _time_limit_error(self) -> HttpError:
+        return HttpError(503, f"query exceeded the time limit of {self.config.timeout_s:g} s and was abandoned; "
+                              "narrow it (LIMIT, more specific patterns) or ask for a longer --timeout")
 
     def _sync(self) -> None:
         # The SQL store may be written by other processes while we serve: pick their writes up first.
@@ -266,7 +269,9 @@ class Engine:
             raise HttpError(422, f"result has more than {self.config.max_rows} {what} (the endpoint's --max-rows); "
                                  "add a LIMIT or narrow the query")
         if i % 256 == 0 and time.monotonic() > deadline:
-            raise HttpError(503, "query exceeded the time limit")  # the caller has already answered
+            # The worker's deadline and the caller's wait end together: whichever notices first
+            # answers, so both give the same message.
+            raise self._time_limit_error()
 
     def update(self, text: str, authorization: str | None, deadline: float) -> tuple[str, bytes]:
         """Apply an ``INSERT DATA`` update (if allowed); (media type, body)."""
