@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import emit  # noqa: E402
-from throughput import VARIANTS, build, step_time  # noqa: E402
+from throughput import VARIANTS, add_model_arguments, build, step_time  # noqa: E402
 
 from neurosym.train import select_device  # noqa: E402
 
@@ -83,13 +83,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=256)
-    parser.add_argument("--vocab", type=int, default=1024)
-    parser.add_argument("--codes", type=int, default=1024)
-    parser.add_argument("--depth", type=int, default=4)
+    add_model_arguments(parser)
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     device = select_device(args.device)

@@ -31,6 +31,17 @@ GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
 VARIANTS = ("plain", "gumbel", "vq")
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark config's shape, as options (shared with ``profile_step.py``)."""
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--vocab", type=int, default=1024)
+    parser.add_argument("--codes", type=int, default=1024)
+    parser.add_argument("--depth", type=int, default=4)
+
+
 def build(variant: str, args) -> torch.nn.Module:
     kind = {"plain": "none", "gumbel": "gumbel", "vq": "vq"}[variant]
     config = ModelConfig(
@@ -85,13 +96,7 @@ def main() -> None:
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--batch", type=int, default=None, help="Sequences per step (default 2 on CPU, 64 on CUDA).")
     parser.add_argument("--steps", type=int, default=None, help="Timed steps per variant (default 3 CPU, 20 CUDA).")
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=256)
-    parser.add_argument("--vocab", type=int, default=1024)
-    parser.add_argument("--codes", type=int, default=1024)
-    parser.add_argument("--depth", type=int, default=4)
+    add_model_arguments(parser)
     parser.add_argument("--compile", action="store_true", help="torch.compile each model first.")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

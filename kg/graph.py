@@ -145,17 +145,19 @@ def _build(names: Sequence[str], relations: tuple[str, ...], triples: Iterable[t
     )
 
 
+def curried_relation(function: str, second: str) -> str:
+    """The relation IRI of ``function``'s edges whose second argument is ``second``:
+    ``function`` + "/" + the local name of ``second`` (``ns:plus`` and ``arith:n4`` -> ``ns:plus/n4``)."""
+    return f"{function}/{re.split(r'[#/]', str(second).rstrip('/#'))[-1]}"
+
+
 def curried_triples(facts: Iterable[tuple[str, str, str]], function: str) -> list[tuple[str, str, str]]:
     """Binary edges for an n-ary fact ``function(a, b) = value``: ``a --function/b--> value``, one
-    relation per second argument (its IRI is ``function`` + "/" + the local name of ``b``).
+    relation per second argument (``curried_relation``).
 
     A relational GNN and a triple scorer only see binary edges; the curried form keeps addition
     facts (``3 + 4 = 7`` becomes ``n3 --plus/n4--> n7``) as edges a link predictor can complete."""
-    out = []
-    for a, b, value in facts:
-        local = re.split(r"[#/]", str(b).rstrip("/#"))[-1]
-        out.append((str(a), f"{function}/{local}", str(value)))
-    return out
+    return [(str(a), curried_relation(function, b), str(value)) for a, b, value in facts]
 
 
 def from_rdflib(

@@ -122,33 +122,9 @@ class RdfView:
 
     def _bulk_load(self, lines: Iterable[str]) -> None:
         if _pipe_loading_works():
-            self._bulk_load_pipe(lines)
+            _load_through_pipe(self.store, _chunks(lines))
         else:  # Oxigraph reads the chunks through Python: slower, but works on any platform
             self.store.bulk_load(_ChunkReader(_chunks(lines)), format=ox.RdfFormat.N_QUADS)
-
-    def _bulk_load_pipe(self, lines: Iterable[str]) -> None:
-        # Oxigraph parses and indexes in Rust without the GIL while a Python thread generates the
-        # N-Quads into a pipe, so generation and loading overlap, and the text is never all in memory.
-        read_fd, write_fd = os.pipe()
-        error: list[BaseException] = []
-
-        def produce() -> None:
-            try:
-                with os.fdopen(write_fd, "wb", buffering=1 << 20) as out:
-                    for chunk in _chunks(lines):
-                        out.write(chunk)
-            except BaseException as exc:  # re-raised in the caller's thread below
-                error.append(exc)
-
-        writer = threading.Thread(target=produce, name="rdf-view-writer", daemon=True)
-        writer.start()
-        try:
-            self.store.bulk_load(path=f"/dev/fd/{read_fd}", format=ox.RdfFormat.N_QUADS)
-        finally:
-            os.close(read_fd)  # first, so that a writer blocked on a failed load gets EPIPE and ends
-            writer.join()
-        if error:
-            raise error[0]
 
     # -- querying ------------------------------------------------------------------------------
     def query(self, query: str, prefixes: dict[str, str], substitutions: dict | None = None):
@@ -184,6 +160,32 @@ class _ChunkReader(io.RawIOBase):
         return size
 
 
+def _load_through_pipe(store: ox.Store, chunks: Iterable[bytes]) -> None:
+    """Bulk-load N-Quads ``chunks`` into ``store`` through an OS pipe. Oxigraph parses and indexes in
+    Rust without the GIL while a Python thread writes the chunks into the pipe, so generation and
+    loading overlap, and the text is never all in memory."""
+    read_fd, write_fd = os.pipe()
+    error: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with os.fdopen(write_fd, "wb", buffering=1 << 20) as out:
+                for chunk in chunks:
+                    out.write(chunk)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            error.append(exc)
+
+    writer = threading.Thread(target=produce, name="rdf-view-writer", daemon=True)
+    writer.start()
+    try:
+        store.bulk_load(path=f"/dev/fd/{read_fd}", format=ox.RdfFormat.N_QUADS)
+    finally:
+        os.close(read_fd)  # first, so that a writer blocked on a failed load gets EPIPE and ends
+        writer.join()
+    if error:
+        raise error[0]
+
+
 @functools.lru_cache(maxsize=1)
 def _pipe_loading_works() -> bool:
     """Whether Oxigraph can bulk-load from ``/dev/fd/N`` of a pipe here. Linux yes; some sandboxes
@@ -191,24 +193,10 @@ def _pipe_loading_works() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     probe = ox.Store()
-    read_fd, write_fd = os.pipe()
-
-    def produce() -> None:
-        try:
-            with os.fdopen(write_fd, "wb") as out:
-                out.write(b"<urn:probe:s> <urn:probe:p> <urn:probe:o> <urn:probe:g> .\n")
-        except OSError:
-            pass
-
-    writer = threading.Thread(target=produce, daemon=True)
-    writer.start()
     try:
-        probe.bulk_load(path=f"/dev/fd/{read_fd}", format=ox.RdfFormat.N_QUADS)
+        _load_through_pipe(probe, [b"<urn:probe:s> <urn:probe:p> <urn:probe:o> <urn:probe:g> .\n"])
     except (OSError, SyntaxError, ValueError):
         return False
-    finally:
-        os.close(read_fd)
-        writer.join()
     return len(probe) == 1
 
 

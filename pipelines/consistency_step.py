@@ -12,12 +12,14 @@ import torch
 from rdflib import RDF, RDFS
 from torch import Tensor
 
-from kg.graph import RelationalGraph, curried_triples, from_store
+from kg.graph import RelationalGraph, curried_relation, curried_triples, from_store
 from kg.store import Store
 from kg.vocab import NS
 from neurosym.consistency import ConsistencyConfig, ConsistencyTask, curried_table, geometry_table, holds_table
 from neurosym.errors import ConfigError
-from neurosym.gnn import LinkPredictionConfig, LinkPredictionResult, train_link_prediction
+from neurosym.gnn import (
+    LinkPredictionConfig, LinkPredictionResult, filtered_ranks, rank_metrics, train_link_prediction,
+)
 from neurosym.tasks import RelationTask, SymbolData, TupleHeadTask
 from pipelines.knowledge import Relation
 
@@ -34,7 +36,7 @@ def relation_triples(relation: Relation, function: str, tuples: Tensor | None = 
     (symbol a, symbol b, label; all of ``relation.tuples`` by default)."""
     if relation.arity != 2:
         raise ConfigError(f"curried edges need a relation of arity 2, got arity {relation.arity}")
-    names = [t[1] for t in curried_triples([(s, s, s) for s in relation.symbols], function)]
+    names = [curried_relation(function, symbol) for symbol in relation.symbols]
     if len(set(names)) != len(names):
         clash = sorted({n for n in names if names.count(n) > 1})[0]
         raise ConfigError(f"two symbols share the local name of curried relation {clash}; curried edges need "
@@ -97,8 +99,7 @@ def curried_label_table(graph: RelationalGraph, scorer: LinkPredictionResult, re
     ``function/b`` relation must be in the graph, every label an entity). ``calibrate``: fit the
     softmax temperature on the curried facts the graph holds instead of using ``temperature``."""
     ids = graph.entity_indices(relation.symbols)
-    curried = [t[1] for t in curried_triples([(relation.symbols[0], b, relation.labels[0]) for b in relation.symbols],
-                                             function)]
+    curried = [curried_relation(function, symbol) for symbol in relation.symbols]
     # A symbol that is never a second argument of a known fact has no relation in the graph: its
     # column carries no knowledge, so it gets plausibility 1 (no term) rather than an error.
     present = torch.tensor([iri in graph.relations for iri in curried])
@@ -123,8 +124,6 @@ def held_out_metrics(graph: RelationalGraph, scorer: LinkPredictionResult,
                      triples: Sequence[tuple[str, str, str]]) -> dict[str, float]:
     """Filtered MRR / Hits@k of IRI ``triples`` the scorer never saw (e.g. facts removed from the
     constraint), ranked head and tail among all entities; other known edges are filtered."""
-    from neurosym.gnn import filtered_ranks, rank_metrics
-
     test = torch.tensor([(graph.entity_index(h), graph.relation_index(r), graph.entity_index(t)) for h, r, t in triples],
                         dtype=torch.long).reshape(-1, 3)
     if test.shape[0] == 0:

@@ -26,3 +26,18 @@ def make_tiny_task(num: int = 48, tuples_per_epoch: int = 64):
 def tiny_task():
     """``tiny_task(num=48, tuples_per_epoch=64)``: 4 symbols drawn as image quadrants, their sums as labels."""
     return make_tiny_task
+
+
+class LossOverride:
+    """A task whose ``loss`` is ``loss(model, batch, device)``; everything else is ``base``'s."""
+
+    def __init__(self, base, loss):
+        self.base, self.loss = base, loss
+
+    def __getattr__(self, name):
+        return getattr(self.base, name)
+
+
+@pytest.fixture
+def loss_override():
+    return LossOverride

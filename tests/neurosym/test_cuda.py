@@ -69,22 +69,14 @@ def test_consistency_terms_run_on_cuda(tiny_model_config, tiny_task):
     assert task.label_table.device.type == "cuda"
 
 
-class _HugeTask:
-    """Wraps the tiny task; its loss asks the allocator for 32 TiB (a plain allocation that fails at once)."""
+def test_a_batch_that_does_not_fit_is_one_clear_error(tmp_path, tiny_model_config, tiny_task, loss_override):
+    base = tiny_task()
 
-    def __init__(self, base):
-        self.base = base
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
-
-    def loss(self, model, batch, device):
+    def huge(model, batch, device):  # asks the allocator for 32 TiB: a plain allocation that fails at once
         torch.empty(2 ** 45, dtype=torch.uint8, device=device)
-        return self.base.loss(model, batch, device)
+        return base.loss(model, batch, device)
 
-
-def test_a_batch_that_does_not_fit_is_one_clear_error(tmp_path, tiny_model_config, tiny_task):
     model = ConceptTransformer(tiny_model_config(num_codes=4))
     config = TrainConfig(epochs=1, batch_size=16, device="cuda")
     with pytest.raises(MemoryLimitError, match=r"batch of inputs \[32, 8, 8\].*batch_size = 16.*cuda.*Tried to allocate"):
-        fit(model, _HugeTask(tiny_task()), config, tmp_path, progress=False)
+        fit(model, loss_override(base, huge), config, tmp_path, progress=False)

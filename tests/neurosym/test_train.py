@@ -123,22 +123,17 @@ def test_shuffled_batches_give_every_rank_the_same_number_of_steps():
     torch.OutOfMemoryError("Tried to allocate 12.00 GiB. Device 0 has 1.00 GiB free.\nmore detail"),
     RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 12884901888 bytes."),
 ])
-def test_out_of_memory_in_a_step_is_one_line_naming_the_batch(tmp_path, tiny_model_config, tiny_task, error):
+def test_out_of_memory_in_a_step_is_one_line_naming_the_batch(tmp_path, tiny_model_config, tiny_task, loss_override,
+                                                              error):
     from neurosym.errors import MemoryLimitError
 
-    class Oom:
-        def __init__(self, base):
-            self.base = base
-
-        def __getattr__(self, name):
-            return getattr(self.base, name)
-
-        def loss(self, model, batch, device):
-            raise error
+    def out_of_memory(model, batch, device):
+        raise error
 
     config = TrainConfig(epochs=1, batch_size=16, device="cpu")
+    oom = loss_override(tiny_task(), out_of_memory)
     with pytest.raises(MemoryLimitError) as info:
-        fit(ConceptTransformer(tiny_model_config(num_codes=4)), Oom(tiny_task()), config, tmp_path, progress=False)
+        fit(ConceptTransformer(tiny_model_config(num_codes=4)), oom, config, tmp_path, progress=False)
     message = str(info.value)
     assert "\n" not in message and "[32, 8, 8]" in message and "12" in message and "allocate" in message
     assert "lower train.batch_size" in message
