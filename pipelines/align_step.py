@@ -16,6 +16,7 @@ import torch
 from kg import alignment
 from kg.store import Store
 from neurosym.data.tuples import labelled_tuples
+from neurosym.errors import ConfigError
 from pipelines.config import ExperimentConfig
 from pipelines.encode_step import EncodedRun
 from pipelines.train_step import PreparedTask
@@ -35,18 +36,21 @@ def compute_alignment(method: str, config: ExperimentConfig, prepared: PreparedT
                       encoded: EncodedRun) -> alignment.CodeAlignment:
     if method not in METHODS:
         raise ValueError(f"unknown alignment method {method!r}; expected one of {', '.join(METHODS)}")
-    relation = prepared.relation
+    relation, symbols = prepared.relation, prepared.symbols
     num_codes = config.model.concept.num_codes
     train = encoded.splits["train"]
     codes = train.codes[:, 0]
     truth = prepared.train.symbols.numpy()
     if method == "constraint":
-        return alignment.from_constraint(relation.symbols, codes, train.confidence[:, 0], num_codes)
+        return alignment.from_constraint(symbols, codes, train.confidence[:, 0], num_codes)
     if method == "majority":
         few = config.steps.labelled_examples
-        return alignment.majority(relation.symbols, codes[:few], truth[:few], num_codes)
+        return alignment.majority(symbols, codes[:few], truth[:few], num_codes)
     if method == "hungarian":
-        return alignment.hungarian(relation.symbols, codes, truth, num_codes)
+        return alignment.hungarian(symbols, codes, truth, num_codes)
+    if relation is None:
+        raise ConfigError("label_free alignment searches a flat relation's allowed tuples; a [task.knowledge] "
+                          "program has none (use --method constraint)")
     # label_free: the world gives tuples of training inputs and their labels, never the symbols.
     members, labels = labelled_tuples(
         prepared.train.symbols, config.task.tuples_per_epoch, relation.tuples, num_codes,

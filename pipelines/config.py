@@ -22,22 +22,59 @@ DEFAULT_CONFIG = DATA_DIR / "configs" / "digits_addition.toml"
 
 
 @dataclass
-class TaskConfig:
-    """What is learned: the dataset, the KG and the SPARQL query whose rows are the allowed tuples.
+class KnowledgeConfig:
+    """A conjunctive query over KG relations with latent variables (``pipelines/knowledge_program.py``).
 
-    ``query`` is a path to a ``.rq`` file or inline SPARQL; its first ``arity`` columns are the
-    inputs' symbols and its last column the label. ``label_entity`` turns a dataset label into the
-    KG entity it denotes (used only for evaluation and alignment accuracy, never for training).
-    ``objective``: ``constraint`` (the knowledge is the loss) or ``head`` (a task head learns the
-    label from the codes, whose meaning is then recovered by label-free alignment).
+    ``relations`` maps a name to a SELECT (a ``.rq`` path or inline SPARQL) whose columns are the
+    relation's arguments; ``atoms`` join them over variables; ``inputs`` / ``label`` bind variables to
+    an example's inputs (in order) and to its observed label; ``constants`` fix latent variables to
+    entities; ``params`` are the integers the ``for i in range(...)`` templates may use.
     """
 
-    dataset: Literal["digits"] = "digits"
+    relations: dict[str, str] = field(default_factory=dict)
+    atoms: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    label: list[str] = field(default_factory=list)
+    constants: dict[str, str] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, table, kind in (("relations", self.relations, str), ("constants", self.constants, str),
+                                 ("params", self.params, int)):
+            for name, value in table.items():
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    raise ConfigError(f"config key 'task.knowledge.{key}.{name}': expected {kind.__name__}, got {value!r}")
+        if not self.relations or not self.atoms:
+            raise ConfigError("task.knowledge needs relations and atoms")
+
+
+@dataclass
+class TaskConfig:
+    """What is learned: the dataset, the KG and the knowledge that labels tuples of inputs.
+
+    ``dataset`` names a dataset of the registry (``neurosym/data/registry.py``: ``digits``, ``mnist``,
+    ``arrays``); ``data_path`` is its directory or file; ``test_fraction`` / ``split_seed`` split an
+    ``arrays`` file that holds no test set. The knowledge is either ``query`` (a ``.rq`` path or inline
+    SPARQL: its first columns are the inputs' symbols, its last column the label; tuples of inputs
+    are drawn at random, ``tuples_per_epoch`` per epoch, ``test_tuples`` held out) or a ``[task.knowledge]``
+    program (a conjunctive query with latent variables, which then replaces ``query``: the shuffled
+    training inputs are cut into disjoint groups, one per example, as are the test inputs).
+    ``label_entity`` turns a dataset label into the KG entity it denotes (evaluation, alignment
+    accuracy and drawing tuples; never a training signal). ``objective``: ``constraint`` (the knowledge
+    is the loss) or ``head`` (a task head learns the label from the codes, whose meaning is then
+    recovered by label-free alignment).
+    """
+
+    dataset: Literal["digits", "mnist", "arrays"] = "digits"
+    data_path: str = ""
+    test_fraction: float = 0.25
+    split_seed: int = 0
     kg: list[str] = field(default_factory=lambda: ["arithmetic.ttl"])
     query: str = "queries/addition.rq"
+    knowledge: KnowledgeConfig | None = None
     label_entity: str = "https://w3id.org/neurosym/arith#n{label}"
     objective: Literal["constraint", "head"] = "constraint"
-    augment: Literal["none", "affine"] = "affine"
+    augment: Literal["none", "affine", "shift"] = "affine"
     tuples_per_epoch: int = 3000
     test_tuples: int = 1000
 
@@ -46,6 +83,10 @@ class TaskConfig:
             raise ConfigError(f"task.label_entity must contain '{{label}}', got {self.label_entity!r}")
         if self.tuples_per_epoch < 1 or self.test_tuples < 1:
             raise ConfigError("task.tuples_per_epoch and task.test_tuples must be >= 1")
+        if self.dataset in ("mnist", "arrays") and not self.data_path:
+            raise ConfigError(f"task.dataset = {self.dataset!r} needs task.data_path (its directory or file)")
+        if self.knowledge is not None and self.objective == "head":
+            raise ConfigError("task.objective = 'head' needs a flat task.query, not a [task.knowledge] program")
 
 
 @dataclass

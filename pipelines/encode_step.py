@@ -17,7 +17,6 @@ import torch
 from kg.store import Store
 from kg.vocab import GRAPH_BASE, NS, input_iri
 from neurosym.config import to_dict
-from neurosym.data.tuples import labelled_tuples
 from neurosym.errors import ConfigError
 from neurosym.tasks import encode_codes
 from neurosym.train import load_checkpoint, select_device
@@ -26,6 +25,7 @@ from pipelines.config import ExperimentConfig
 from pipelines.train_step import PreparedTask, build_model, file_hash
 
 ORDINALS = ("first", "second", "third", "fourth")
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 
 
 @dataclass
@@ -44,7 +44,7 @@ class EncodedRun:
     run_id: int
     splits: dict[str, EncodedSplit]
     test_tuples: np.ndarray  # (P, A) indices into the test split
-    test_tuple_labels: np.ndarray  # (P,) label indices
+    test_tuple_labels: np.ndarray  # (P,) label indices, (P, E) for a program's E label positions
 
 
 def load_trained_model(config: ExperimentConfig, prepared: PreparedTask, run_dir: Path) -> torch.nn.Module:
@@ -52,7 +52,7 @@ def load_trained_model(config: ExperimentConfig, prepared: PreparedTask, run_dir
     checkpoint = Path(run_dir) / "checkpoint.pt"
     if not checkpoint.exists():
         raise ConfigError(f"{checkpoint}: no checkpoint; train the run first")
-    model = build_model(config, prepared.relation)
+    model = build_model(config, prepared)
     try:
         model.load_state_dict(load_checkpoint(checkpoint)["model"])
     except RuntimeError as exc:
@@ -96,12 +96,14 @@ def encode(config: ExperimentConfig, prepared: PreparedTask, run_dir: str | Path
     store.add_codes(run_id, np.arange(num_codes), table.detach().float().norm(dim=-1).cpu().numpy(), usage / usage.sum())
     for ids, slot, rank, code, confidence in assignment_rows:
         store.add_assignments(run_id, ids, slot, code, confidence, rank=rank)
-    members, labels = labelled_tuples(
-        prepared.test.symbols, config.task.test_tuples, prepared.relation.tuples,
-        num_codes, torch.Generator().manual_seed(0),
-    )
+    members, labels = prepared.test_tuples(config)
     write_tuples(store, config.task.dataset, splits["test"], members.numpy())
     return EncodedRun(run_id, splits, members.numpy(), labels.numpy())
+
+
+def member_predicate(position: int) -> str:
+    """``ns:first`` .. ``ns:fourth``, then RDF's container membership properties ``rdf:_5``, ``rdf:_6``..."""
+    return str(NS[ORDINALS[position]]) if position < len(ORDINALS) else f"{RDF}_{position + 1}"
 
 
 def write_tuples(store: Store, dataset: str, split: EncodedSplit, members: np.ndarray) -> None:
@@ -111,5 +113,5 @@ def write_tuples(store: Store, dataset: str, split: EncodedSplit, members: np.nd
         subject = pair_iri(dataset, index)
         for position, member in enumerate(row):
             obj = input_iri(dataset, "test", split.keys[member])
-            triples.append((subject, str(NS[ORDINALS[position]]), obj))
+            triples.append((subject, member_predicate(position), obj))
     store.add_triples(triples, graph=f"{GRAPH_BASE}tuples/{dataset}", replace=True)

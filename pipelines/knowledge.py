@@ -18,7 +18,7 @@ from kg.store import Store
 from neurosym.errors import ConfigError
 
 
-def _natural_key(text: str) -> list:
+def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
@@ -60,8 +60,8 @@ def compile_relation(columns: list[str], rows: list[tuple], query_name: str = "c
                 f" ({', '.join('?' + c for c in columns)})"
             )
         clean.append(tuple(str(term) for term in row))
-    symbols = tuple(sorted({value for row in clean for value in row[:arity]}, key=_natural_key))
-    labels = tuple(sorted({row[-1] for row in clean}, key=_natural_key))
+    symbols = tuple(sorted({value for row in clean for value in row[:arity]}, key=natural_key))
+    labels = tuple(sorted({row[-1] for row in clean}, key=natural_key))
     symbol_ids = {s: i for i, s in enumerate(symbols)}
     label_ids = {s: i for i, s in enumerate(labels)}
     table = torch.tensor(
@@ -78,8 +78,9 @@ def relation_from_store(store: Store, query: str, query_name: str = "constraint 
     return compile_relation(list(result.vars), list(result.rows), query_name)
 
 
-def dataset_symbols(labels: Tensor, relation: Relation, label_entity: str) -> Tensor:
-    """Dataset labels ``[N]`` -> symbol indices ``[N]`` via ``label_entity`` (e.g. ``arith#n{label}``).
+def dataset_symbols(labels: Tensor, relation, label_entity: str) -> Tensor:
+    """Dataset labels ``[N]`` -> symbol indices ``[N]`` via ``label_entity`` (e.g. ``arith#n{label}``);
+    ``relation`` is anything with the ``symbols`` vocabulary (a Relation or a compiled Program).
 
     Raises ConfigError naming the first label whose entity the relation (the KG) lacks.
     """

@@ -28,3 +28,29 @@ def cli_runner():
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+@pytest.fixture
+def write_tiny_mnist():
+    """Write random MNIST-layout IDX files (``.gz`` if asked) to a folder; returns the arrays written."""
+    import gzip
+
+    import numpy as np
+
+    def write_idx(path, array, compress):
+        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+        data = header + array.astype(np.uint8).tobytes()
+        if compress:
+            path, data = path.with_name(path.name + ".gz"), gzip.compress(data)
+        path.write_bytes(data)
+
+    def write(folder, train: int = 12, test: int = 5, compress: bool = False) -> dict:
+        rng = np.random.default_rng(0)
+        sets = {"train": (rng.integers(0, 256, (train, 28, 28)), rng.integers(0, 10, train)),
+                "t10k": (rng.integers(0, 256, (test, 28, 28)), rng.integers(0, 10, test))}
+        for prefix, (images, labels) in sets.items():
+            write_idx(folder / f"{prefix}-images-idx3-ubyte", images, compress)
+            write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, compress)
+        return sets
+
+    return write

@@ -6,34 +6,19 @@ scaled to [0, 1]. Nothing is downloaded: the data ships inside scikit-learn.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import Tensor
+
+from neurosym.data.images import LabelledSplit
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.25
 
 
-@dataclass(frozen=True)
-class DigitSplit:
-    """Shapes: images ``[N, 8, 8]`` float32 in [0, 1]; labels ``[N]`` int64 (0-9); index ``[N]``
-    (row in ``load_digits()``), so every image has a stable key."""
-
-    images: Tensor
-    labels: Tensor
-    index: Tensor
-
-    def __len__(self) -> int:
-        return self.labels.shape[0]
-
-    def keys(self) -> list[str]:
-        return [f"digit-{i}" for i in self.index.tolist()]
-
-
-def load_digit_splits() -> tuple[DigitSplit, DigitSplit]:
-    """The fixed (train, test) split of the 1 797 digits."""
+def load_digit_splits() -> tuple[LabelledSplit, LabelledSplit]:
+    """The fixed (train, test) split of the 1 797 digits: images ``[N, 8, 8]``, keys ``digit-{row}``
+    (the row in ``load_digits()``)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -45,10 +30,9 @@ def load_digit_splits() -> tuple[DigitSplit, DigitSplit]:
     images = torch.from_numpy(digits.images.astype(np.float32) / 16.0)
     labels = torch.from_numpy(digits.target.astype(np.int64))
 
-    def split(chosen: np.ndarray) -> DigitSplit:
-        chosen = np.sort(chosen)
-        index = torch.from_numpy(chosen)
-        return DigitSplit(images=images[index], labels=labels[index], index=index)
+    def split(chosen: np.ndarray) -> LabelledSplit:
+        index = torch.from_numpy(np.sort(chosen))
+        return LabelledSplit(inputs=images[index], labels=labels[index], index=index, key_prefix="digit")
 
     return split(train_rows), split(test_rows)
 

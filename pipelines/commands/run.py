@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from pipelines.commands.kg import store_option
-from pipelines.commands.train import config_overrides, ensure_parent, overrides
+from pipelines.commands.train import config_overrides, data_path_option, ensure_parent, overrides
 
 
 def _print_summary(result, store=None) -> None:
@@ -31,13 +31,14 @@ def _print_summary(result, store=None) -> None:
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<name>-seed<seed>).")
 @store_option
 @config_overrides
-def run_command(config_path, run_dir, store, seed, epochs, device):
+@data_path_option
+def run_command(config_path, run_dir, store, seed, epochs, device, data_path):
     """Run CONFIG end to end: load KG, train, encode, align, rules; print a summary."""
     from kg.store import Store
     from pipelines.config import load_config
     from pipelines.run import run
 
-    config, base = load_config(config_path, **overrides(seed, epochs, device))
+    config, base = load_config(config_path, **overrides(seed, epochs, device, data_path))
     ensure_parent(store)
     with Store.open(store) as opened:
         result = run(config, base, opened, Path(run_dir or f"runs/{config.name}-seed{config.train.seed}"))

