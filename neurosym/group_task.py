@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurosym.errors import ConfigError
-from neurosym.query_constraint import QueryConstraint
-from neurosym.tasks import Augment, SymbolData, check_divisible, encode_codes
 from neurosym.metrics import hungarian_map, mapped_accuracy
+from neurosym.query_constraint import QueryConstraint
+from neurosym.tasks import Augment, SymbolData, check_divisible, encode_codes, member_log_probs
 
 HUNGARIAN_INPUTS = 10_000  # training inputs used to fit the best-case code -> symbol map
 
@@ -84,15 +84,9 @@ class GroupTask:
                 inputs = self.augment(inputs, generator)
             yield inputs, self.train_labels[chosen]
 
-    def group_log_probs(self, model: nn.Module, inputs: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
-        """Inputs of b groups ``[b * A, ...]`` -> concept log-probs ``[b, A, K]`` (slot 0), aux loss."""
-        _, concepts = model.encode(inputs.to(device, non_blocking=True))
-        log_probs = concepts.log_probs[:, 0, :].reshape(-1, self.arity, concepts.log_probs.shape[-1])
-        return log_probs, concepts.aux_loss
-
     def loss(self, model: nn.Module, batch, device: torch.device) -> Tensor:
-        inputs, labels = batch
-        log_probs, aux = self.group_log_probs(model, inputs, device)
+        inputs, labels = batch  # (b * A, ...), (b, E)
+        log_probs, aux = member_log_probs(model, inputs, self.arity, device)
         return self.constraint_on(device)(log_probs, labels.to(device, non_blocking=True)) + self.aux_weight * aux
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:

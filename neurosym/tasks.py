@@ -73,6 +73,14 @@ def encode_codes(model: nn.Module, inputs: Tensor, device: torch.device, batch_s
     return torch.cat(codes), torch.cat(log_probs)
 
 
+def member_log_probs(model: nn.Module, inputs: Tensor, arity: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Inputs of P tuples ``[P * A, ...]`` (each tuple's A inputs consecutive) -> concept log-probs
+    ``[P, A, K]`` of slot 0, and the concept layer's aux loss."""
+    _, concepts = model.encode(inputs.to(device, non_blocking=True))
+    log_probs = concepts.log_probs[:, 0, :].reshape(-1, arity, concepts.log_probs.shape[-1])
+    return log_probs, concepts.aux_loss
+
+
 def concept_metrics(model: nn.Module, train: SymbolData, test: SymbolData, num_codes: int,
                     device: torch.device) -> dict[str, float]:
     """Grounded and Hungarian concept accuracy of slot 0 on the test inputs."""
@@ -136,9 +144,7 @@ class RelationTask:
 
     def tuple_log_probs(self, model: nn.Module, inputs: Tensor, device: torch.device):
         """Inputs of P tuples ``[P * A, ...]`` -> concept log-probs ``[P, A, K]`` (slot 0), aux loss."""
-        _, concepts = model.encode(inputs.to(device, non_blocking=True))
-        log_probs = concepts.log_probs[:, 0, :].reshape(-1, self.arity, concepts.log_probs.shape[-1])
-        return log_probs, concepts.aux_loss
+        return member_log_probs(model, inputs, self.arity, device)
 
     def loss(self, model: nn.Module, batch, device: torch.device) -> Tensor:
         inputs, labels = batch

@@ -95,6 +95,7 @@ def test_three_digit_addition_pipeline_on_digits_encodes_aligns_and_queries(tmp_
     # A group of 6 test images: first..fourth, then RDF container membership rdf:_5, rdf:_6.
     sixth = store.sparql("SELECT (COUNT(?t) AS ?n) WHERE { ?t rdf:_6 ?image . ?image ns:hasConcept ?e }").rows[0][0]
     assert int(sixth) == 50
+    assert result.rules is not None and result.rules.per_rule["isa"] > 1797  # every image is a Number at least
 
 
 def test_cli_trains_mnist_addition_from_idx_files_and_names_a_missing_directory(tmp_path, cli_runner, write_tiny_mnist):
