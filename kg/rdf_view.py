@@ -1,40 +1,63 @@
 """The RDF view: an Oxigraph triple store derived from the SQL store, one named graph per source.
 
-Each loaded KG graph and each run (graph IRI = the run's IRI) is a named graph; queries see their union
-as the default graph. The view is rebuildable from SQL at any time. It keeps, beside the Oxigraph
-files, the write counter of every graph it was built from (``state.json``); ``sync`` reloads exactly the
-graphs whose SQL counter moved, so the view follows every write without rebuilding the rest.
+Each loaded KG graph and each complete run (graph IRI = the run's IRI) is a named graph; queries see
+their union as the default graph. The view keeps, beside the Oxigraph files, the SQL write counter of
+every graph it holds (``state.json``); ``sync`` reloads exactly the graphs whose counter moved, so the
+view follows every write without rebuilding the rest.
 
-On disk: ``<dir>/store`` (Oxigraph, RocksDB) and ``<dir>/state.json``; ``path=None`` keeps the view in
-memory (for in-memory SQLite or a server URL without a local directory).
+On disk, under the view directory::
+
+    current -> view-<id>/        a symlink, switched atomically (rename) by a rebuild
+    view-<id>/store/             Oxigraph (RocksDB)
+    view-<id>/state.json         {store_id, graphs: {graph: counter}}, replaced atomically
+    writer.lock                  held (flock) by the one process that may change the view
+
+A rebuild loads everything into a new ``view-<id>`` and only then switches ``current``, so a crash at
+any point leaves the old view or the new one, never a half-built one. ``sync`` forgets a graph in the
+state before touching it and records it only once loaded, so a crash in the middle makes the next
+sync reload it. A second process (``neurosym query`` beside ``neurosym serve``) opens the view read-only
+and answers from it when it is current; when it is behind SQL it says so instead of guessing.
+``path=None`` keeps the view in memory.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
-import io
 import json
 import os
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyoxigraph as ox
 
 from kg.errors import KGError
+from kg.rdf_io import ChunkReader, chunks
 
 #: Produces the N-Quads lines of one named graph from SQL.
 LinesFor = Callable[[str], Iterable[str]]
 
 
+class ViewBusyError(KGError):
+    """The view is held by another process and cannot be changed from here."""
+
+
 class RdfView:
     """The Oxigraph store behind SPARQL, plus the graph versions it reflects."""
 
-    def __init__(self, path: str | Path | None):
+    def __init__(self, path: str | Path | None, shared: bool = False):
         self.path = Path(path) if path is not None else None
+        #: Whether to open the view read-only when another process holds it (else that is an error).
+        self.shared = shared
         self._store: ox.Store | None = None
+        self._lock_file = None
+        self.read_only = False
+        #: N-Quads lines that the last ``rebuild`` skipped because the view refuses them.
+        self.skipped: list[str] = []
         self._state: dict = {"store_id": None, "graphs": {}}
 
     # -- opening -------------------------------------------------------------------------------
@@ -45,41 +68,115 @@ class RdfView:
             if self.path is None:
                 self._store = ox.Store()
             else:
-                self.path.mkdir(parents=True, exist_ok=True)
-                try:
-                    self._store = ox.Store(str(self.path / "store"))
-                except OSError as exc:
-                    raise KGError(f"cannot open the RDF view at {self.path}: {exc}".splitlines()[0]) from None
-                self._state = self._read_state()
+                self._open_on_disk()
         return self._store
 
-    def _state_file(self) -> Path:
-        assert self.path is not None
-        return self.path / "state.json"
+    @property
+    def store_path(self) -> Path | None:
+        """The Oxigraph directory queries read now (``current/store`` resolved), or None in memory."""
+        if self.path is None:
+            return None
+        return (self.path / "current").resolve() / "store"
 
-    def _read_state(self) -> dict:
+    def _open_on_disk(self) -> None:
+        assert self.path is not None
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self._take_lock():
+            if not self.shared:
+                raise ViewBusyError(
+                    f"the RDF view at {self.path} is locked by another process (a 'neurosym serve' or a pipeline "
+                    "on the same store?); one process at a time can change it"
+                )
+            current = self.path / "current"
+            if not current.exists():
+                raise ViewBusyError(f"the RDF view at {self.path} is being built by another process; try again when it is done")
+            try:
+                self._store = ox.Store.read_only(str(current / "store"))
+            except OSError as exc:
+                raise KGError(f"cannot open the RDF view at {self.path} read-only: {exc}".splitlines()[0]) from None
+            self.read_only = True
+            self._state = self._read_state(current)
+            return
+        current = self.path / "current"
+        if not (current / "state.json").exists() or not (current / "store" / "CURRENT").exists():
+            # No view yet, or its files are gone: start an empty one, which the next sync fills from SQL.
+            self._switch_to(self._new_dir())
         try:
-            state = json.loads(self._state_file().read_text())
+            self._store = ox.Store(str(current / "store"))
+        except OSError:
+            # Damaged files (a disk full, a copy of a live view): the view is derived data, start afresh.
+            self._switch_to(self._new_dir())
+            self._store = ox.Store(str(current / "store"))
+        self._state = self._read_state(current)
+        self._remove_leftovers()
+
+    def _take_lock(self) -> bool:
+        assert self.path is not None
+        handle = open(self.path / "writer.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        return True
+
+    def _new_dir(self) -> Path:
+        assert self.path is not None
+        fresh = self.path / f"view-{uuid.uuid4().hex[:12]}"
+        (fresh / "store").mkdir(parents=True)
+        (fresh / "state.json").write_text(json.dumps({"store_id": None, "graphs": {}}))
+        return fresh
+
+    def _switch_to(self, directory: Path) -> None:
+        """Point ``current`` at ``directory`` in one rename (atomic on POSIX file systems)."""
+        assert self.path is not None
+        link = self.path / f"current.{uuid.uuid4().hex[:8]}"
+        link.symlink_to(directory.name)
+        os.replace(link, self.path / "current")
+        _fsync_dir(self.path)
+
+    def _remove_leftovers(self) -> None:
+        # Half-built views of crashed rebuilds, replaced views, and the files of the older flat layout.
+        assert self.path is not None
+        keep = (self.path / "current").resolve().name
+        for entry in self.path.iterdir():
+            stale_view = entry.name.startswith("view-") and entry.name != keep
+            flat_layout = entry.name in ("store", "state.json", "state.tmp")
+            stray_link = entry.name.startswith("current.")
+            if stale_view or flat_layout:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            elif stray_link:
+                entry.unlink(missing_ok=True)
+
+    @staticmethod
+    def _read_state(directory: Path) -> dict:
+        try:
+            state = json.loads((directory / "state.json").read_text())
             if isinstance(state.get("graphs"), dict):
                 return state
         except (OSError, ValueError):
             pass
         return {"store_id": None, "graphs": {}}
 
-    def _write_state(self) -> None:
+    def _write_state(self, directory: Path | None = None) -> None:
         if self.path is None:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file().with_suffix(".tmp")
+        directory = directory or self.path / "current"
+        tmp = directory / "state.tmp"
         tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True))
-        os.replace(tmp, self._state_file())  # atomic: a crash leaves the old or the new state
+        os.replace(tmp, directory / "state.json")  # atomic: a crash leaves the old or the new state
 
     def close(self) -> None:
-        """Flush and release the Oxigraph store (its lock lets one process hold it at a time)."""
+        """Flush and release the Oxigraph store and the writer lock."""
         if self._store is not None:
-            if self.path is not None:
+            if self.path is not None and not self.read_only:
                 self._store.flush()
             self._store = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+        self.read_only = False
 
     # -- keeping in sync -----------------------------------------------------------------------
     def stale_graphs(self, store_id: str, versions: dict[str, int]) -> tuple[list[str], list[str]]:
@@ -92,39 +189,88 @@ class RdfView:
         drop = sorted(g for g in held if g not in versions)
         return reload, drop
 
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise ViewBusyError(
+                f"the RDF view at {self.path} is held by another process (a 'neurosym serve'?) and is behind "
+                "the SQL store; query that server's endpoint, or stop it and try again"
+            )
+
     def sync(self, store_id: str, versions: dict[str, int], lines_for: LinesFor) -> list[str]:
         """Reload the graphs whose SQL version differs from the view's; returns their names."""
         reload, drop = self.stale_graphs(store_id, versions)
+        if not reload and not drop:
+            return []
+        self._refuse_if_read_only()
         if self._state.get("store_id") != store_id:  # a view of another store (or none yet): start over
             return self.rebuild(store_id, versions, lines_for)
         for graph in drop + reload:
-            self.store.clear_graph(ox.NamedNode(graph))
             self._state["graphs"].pop(graph, None)
-            self._write_state()
+        self._write_state()  # forget first: a crash below makes the next sync reload these graphs
+        for graph in drop + reload:
+            self.store.clear_graph(ox.NamedNode(graph))
         if reload:
-            self._bulk_load(lines for graph in reload for lines in lines_for(graph))
+            try:
+                self._bulk_load(self.store, (line for graph in reload for line in lines_for(graph)))
+            except SyntaxError as exc:
+                raise KGError(
+                    f"the RDF view cannot load the store's triples: {exc.msg}; 'neurosym kg rebuild' rebuilds "
+                    "it, skipping and listing the triples it refuses"
+                ) from None
             self._state["graphs"].update({g: versions[g] for g in reload})
             self._write_state()
         return reload
 
     def rebuild(self, store_id: str, versions: dict[str, int], lines_for: LinesFor) -> list[str]:
-        """Drop the whole view and load every graph again from SQL."""
-        self.close()
-        if self.path is not None and (self.path / "store").exists():
-            shutil.rmtree(self.path / "store")
-        self._state = {"store_id": store_id, "graphs": {}}
-        self._write_state()
+        """Load every graph from SQL into a new view, then switch to it; returns the graphs loaded.
+
+        Lines the view refuses (terms written by older versions of the store) are skipped and kept
+        in ``self.skipped``.
+        """
         graphs = sorted(versions)
-        self._bulk_load(line for graph in graphs for line in lines_for(graph))
-        self._state["graphs"] = {g: versions[g] for g in graphs}
-        self._write_state()
+        self.skipped = []
+        if self.path is None:
+            self._store = ox.Store()
+            self._load_checked(self._store, graphs, lines_for)
+            self._state = {"store_id": store_id, "graphs": {g: versions[g] for g in graphs}}
+            return graphs
+        self.store  # noqa: B018 - takes the writer lock
+        self._refuse_if_read_only()
+        fresh = self._new_dir()
+        built = ox.Store(str(fresh / "store"))
+        self._load_checked(built, graphs, lines_for)
+        built.flush()
+        self._state = {"store_id": store_id, "graphs": {g: versions[g] for g in graphs}}
+        self._write_state(fresh)
+        old = (self.path / "current").resolve()
+        self._store = None
+        self._switch_to(fresh)
+        self._store = built
+        shutil.rmtree(old, ignore_errors=True)
         return graphs
 
-    def _bulk_load(self, lines: Iterable[str]) -> None:
+    def _load_checked(self, store: ox.Store, graphs: list[str], lines_for: LinesFor) -> None:
+        try:
+            self._bulk_load(store, (line for graph in graphs for line in lines_for(graph)))
+        except SyntaxError:
+            # Some stored term is one the view refuses: load again line by line, skipping those.
+            store.clear()
+            store.extend(self._checked_quads(line for graph in graphs for line in lines_for(graph)))
+
+    def _checked_quads(self, lines: Iterable[str]):
+        for line in lines:
+            for single in line.splitlines(keepends=True):
+                try:
+                    yield from ox.parse(single, format=ox.RdfFormat.N_QUADS)
+                except SyntaxError:
+                    self.skipped.append(single.rstrip("\n"))
+
+    @staticmethod
+    def _bulk_load(store: ox.Store, lines: Iterable[str]) -> None:
         if _pipe_loading_works():
-            _load_through_pipe(self.store, _chunks(lines))
+            _load_through_pipe(store, chunks(lines))
         else:  # Oxigraph reads the chunks through Python: slower, but works on any platform
-            self.store.bulk_load(_ChunkReader(_chunks(lines)), format=ox.RdfFormat.N_QUADS)
+            store.bulk_load(ChunkReader(chunks(lines)), format=ox.RdfFormat.N_QUADS)
 
     # -- querying ------------------------------------------------------------------------------
     def query(self, query: str, prefixes: dict[str, str], substitutions: dict | None = None):
@@ -140,29 +286,17 @@ class RdfView:
         return len(self.store)
 
 
-class _ChunkReader(io.RawIOBase):
-    """A readable binary stream over an iterator of byte chunks (what ``bulk_load`` accepts)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._pending = chunks, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._pending:
-            self._pending = next(self._chunks, b"")
-            if not self._pending:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def _load_through_pipe(store: ox.Store, chunks: Iterable[bytes]) -> None:
-    """Bulk-load N-Quads ``chunks`` into ``store`` through an OS pipe. Oxigraph parses and indexes in
-    Rust without the GIL while a Python thread writes the chunks into the pipe, so generation and
+def _load_through_pipe(store: ox.Store, byte_chunks: Iterable[bytes]) -> None:
+    """Bulk-load N-Quads ``byte_chunks`` into ``store`` through an OS pipe. Oxigraph parses and indexes
+    in Rust without the GIL while a Python thread writes the chunks into the pipe, so generation and
     loading overlap, and the text is never all in memory."""
     read_fd, write_fd = os.pipe()
     error: list[BaseException] = []
@@ -170,7 +304,7 @@ def _load_through_pipe(store: ox.Store, chunks: Iterable[bytes]) -> None:
     def produce() -> None:
         try:
             with os.fdopen(write_fd, "wb", buffering=1 << 20) as out:
-                for chunk in chunks:
+                for chunk in byte_chunks:
                     out.write(chunk)
         except BaseException as exc:  # re-raised in the caller's thread below
             error.append(exc)
@@ -182,7 +316,7 @@ def _load_through_pipe(store: ox.Store, chunks: Iterable[bytes]) -> None:
     finally:
         os.close(read_fd)  # first, so that a writer blocked on a failed load gets EPIPE and ends
         writer.join()
-    if error:
+    if error and not isinstance(error[0], BrokenPipeError):
         raise error[0]
 
 
@@ -198,14 +332,3 @@ def _pipe_loading_works() -> bool:
     except (OSError, SyntaxError, ValueError):
         return False
     return len(probe) == 1
-
-
-def _chunks(lines: Iterable[str], size: int = 1 << 16) -> Iterator[bytes]:
-    buffer: list[str] = []
-    for line in lines:
-        buffer.append(line)
-        if len(buffer) >= size:
-            yield "".join(buffer).encode()
-            buffer.clear()
-    if buffer:
-        yield "".join(buffer).encode()
