@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-
 import xml.sax
 import xml.sax.handler
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple
 
 import defusedxml.sax
 import pyoxigraph as ox
@@ -28,7 +28,7 @@ from defusedxml import DefusedXmlException
 from sqlalchemy import Connection, Engine, func, select, update
 
 from kg.errors import KGError, RDFParseError
-from kg.schema import Entity, Triple
+from kg.schema import Entity, GraphVersion, Triple
 from kg.writes import bump, insert_rows
 
 #: Format name (CLI and API) -> pyoxigraph format.
@@ -163,22 +163,37 @@ def term_row(term) -> tuple[str, str, str, str]:
 
 
 class _Batch:
-    """Rows of one batch, the graphs they touch, entity candidates and ill-typed literals seen."""
+    """Rows of one batch, entity candidates and ill-typed literals seen; the quads themselves when a
+    view feed wants them."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_quads: bool = False) -> None:
         self.rows: list[tuple] = []
         self.labels: dict[str, tuple[int, str | None]] = {}
         self.ill_typed = 0
         self.example: str | None = None
+        self.quads: list[ox.Quad] | None = [] if keep_quads else None
 
     def add(self, graph: str, s, p: str, o, confidence: float | None = None) -> None:
-        sv, sk, _, _ = term_row(s)
-        ov, ok, od, ol = term_row(o)
+        # The hot loop of a load: type() checks and no helper calls for the common terms.
+        kind = type(s)
+        if kind is ox.NamedNode:
+            sv, sk = s.value, "iri"
+        else:
+            sv, sk, _, _ = term_row(s)
+        kind = type(o)
+        if kind is ox.Literal:
+            ov, ok, od, ol = o.value, "literal", o.datatype.value, o.language or ""
+            if od in _PLAIN:
+                od = ""
+            elif od in LEXICAL and not LEXICAL[od].fullmatch(ov):
+                self.ill_typed += 1
+                self.example = self.example or f'"{ov}"^^<{od}>'
+        elif kind is ox.NamedNode:
+            ov, ok, od, ol = o.value, "iri", "", ""
+        else:
+            ov, ok, od, ol = term_row(o)
         self.rows.append((graph, sv, sk, p, ov, ok, od, ol, confidence))
-        if od in LEXICAL and not LEXICAL[od].fullmatch(ov):
-            self.ill_typed += 1
-            self.example = self.example or f'"{ov}"^^<{od}>'
-        if sk == "iri" and (p == _TYPE or p == _LABEL):
+        if (p == _TYPE or p == _LABEL) and sk == "iri":
             # An entity is an IRI that the KG labels or types: what alignments may point at. Prefer an
             # untagged or English label.
             rank, label = (0 if ol in ("", "en") else 1, ov) if p == _LABEL else (2, None)
@@ -203,40 +218,62 @@ def graph_counts(conn: Connection, graphs: Iterable[str]) -> dict[str, int]:
     return {g: conn.execute(select(func.count()).select_from(Triple).where(Triple.graph == g)).scalar_one() for g in graphs}
 
 
-def load_files(engine: Engine, paths: list[Path], graph: str, fmt: str | None, batch_size: int) -> int:
+class LoadOutcome(NamedTuple):
+    added: int  #: triples new to the store
+    versions: dict[str, tuple[int | None, int | None]]  #: graph -> write counter (before, after) the load
+
+
+def _version(conn: Connection, graph: str) -> int | None:
+    return conn.execute(select(GraphVersion.version).where(GraphVersion.graph == graph)).scalar_one_or_none()
+
+
+def load_files(engine: Engine, paths: list[Path], graph: str, fmt: str | None, batch_size: int,
+               feed: Callable[[set[str], list[ox.Quad]], None] | None = None) -> LoadOutcome:
     """Stream ``paths`` into SQL in one transaction; default-graph triples go to ``graph``, named graphs
-    of N-Quads/TriG keep their names. Returns the number of triples new to the store; only graphs that
-    gained triples get their write counter bumped."""
+    of N-Quads/TriG keep their names. Only graphs that gained triples get their write counter bumped.
+
+    ``feed``, if given, receives each batch's graphs and quads (default-graph ones moved to ``graph``)
+    once the batch is in SQL, so that the RDF view can load them while the next batch is parsed.
+    """
     ill_typed, example = 0, None
+    target = ox.NamedNode(graph)
     with engine.begin() as conn:
-        touched: dict[str, int] = {}
+        counts: dict[str, int] = {}
+        versions: dict[str, int | None] = {}
 
         def flush(batch: _Batch) -> None:
-            for g in {row[0] for row in batch.rows} - touched.keys():
-                touched.update(graph_counts(conn, [g]))
+            graphs = {row[0] for row in batch.rows}
+            for g in graphs - counts.keys():
+                counts.update(graph_counts(conn, [g]))
+                versions[g] = _version(conn, g)
             insert_rows(conn, Triple.__table__, TRIPLE_COLUMNS, batch.rows, ignore=True)
             write_entities(conn, batch.labels)
+            if feed is not None:
+                feed(graphs, batch.quads)
 
-        batch = _Batch()
+        batch = _Batch(feed is not None)
         for path in paths:
             for quad in parse_quads(path, fmt):
                 name = quad.graph_name
-                batch.add(name.value if isinstance(name, ox.NamedNode) else graph, quad.subject,
-                          quad.predicate.value, quad.object)
+                named = type(name) is ox.NamedNode
+                batch.add(name.value if named else graph, quad.subject, quad.predicate.value, quad.object)
+                if batch.quads is not None:
+                    batch.quads.append(quad if named else ox.Quad(quad.subject, quad.predicate, quad.object, target))
                 if len(batch.rows) >= batch_size:
                     flush(batch)
                     ill_typed, example = ill_typed + batch.ill_typed, example or batch.example
-                    batch = _Batch()
+                    batch = _Batch(feed is not None)
         flush(batch)
         ill_typed, example = ill_typed + batch.ill_typed, example or batch.example
-        after = graph_counts(conn, touched)
-        grown = sorted(g for g in touched if after[g] != touched[g])
-        bump(conn, *grown)
+        after = graph_counts(conn, counts)
+        bump(conn, *sorted(g for g in counts if after[g] != counts[g]))
+        outcome = LoadOutcome(sum(after[g] - counts[g] for g in counts),
+                              {g: (versions[g], _version(conn, g)) for g in counts})
     if ill_typed:
         warnings.warn(IllTypedLiteralWarning(
             f"{', '.join(map(str, paths))}: {ill_typed} ill-typed literal(s) stored as written, e.g. {example}"
         ), stacklevel=2)
-    return sum(after[g] - touched[g] for g in touched)
+    return outcome
 
 
 def write_triples(conn: Connection, triples: Iterable[tuple], graph: str, confidence: list[float] | None,

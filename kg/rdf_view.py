@@ -23,11 +23,10 @@ and answers from it when it is current; when it is behind SQL it says so instead
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import os
+import queue
 import shutil
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -36,7 +35,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from kg.errors import KGError
-from kg.rdf_io import ChunkReader, chunks
+from kg.rdf_io import chunks
 
 #: Produces the N-Quads lines of one named graph from SQL.
 LinesFor = Callable[[str], Iterable[str]]
@@ -199,11 +198,12 @@ class RdfView:
     def sync(self, store_id: str, versions: dict[str, int], lines_for: LinesFor) -> list[str]:
         """Reload the graphs whose SQL version differs from the view's; returns their names."""
         reload, drop = self.stale_graphs(store_id, versions)
+        if self._state.get("store_id") != store_id:  # a view of another store (or none yet): start over
+            self._refuse_if_read_only()
+            return self.rebuild(store_id, versions, lines_for)
         if not reload and not drop:
             return []
         self._refuse_if_read_only()
-        if self._state.get("store_id") != store_id:  # a view of another store (or none yet): start over
-            return self.rebuild(store_id, versions, lines_for)
         for graph in drop + reload:
             self._state["graphs"].pop(graph, None)
         self._write_state()  # forget first: a crash below makes the next sync reload these graphs
@@ -267,10 +267,22 @@ class RdfView:
 
     @staticmethod
     def _bulk_load(store: ox.Store, lines: Iterable[str]) -> None:
-        if _pipe_loading_works():
-            _load_through_pipe(store, chunks(lines))
-        else:  # Oxigraph reads the chunks through Python: slower, but works on any platform
-            store.bulk_load(ChunkReader(chunks(lines)), format=ox.RdfFormat.N_QUADS)
+        loader = ChunkLoader(store)
+        try:
+            for chunk in chunks(lines, ChunkLoader.CHUNK):
+                loader.put(chunk)
+        finally:
+            loader.close()
+        if loader.error is not None:
+            raise loader.error
+
+    def feed(self, store_id: str) -> ViewFeed | None:
+        """A feed that loads a running SQL load's batches into this view as they are written, or None
+        when this process has not opened the view (a load does not take the view's lock by itself),
+        cannot change it, or the view is of another store."""
+        if self._store is None or self.read_only or self._state.get("store_id") != store_id:
+            return None
+        return ViewFeed(self)
 
     # -- querying ------------------------------------------------------------------------------
     def query(self, query: str, prefixes: dict[str, str], substitutions: dict | None = None):
@@ -286,49 +298,96 @@ class RdfView:
         return len(self.store)
 
 
+class ChunkLoader:
+    """Bulk-loads N-Quads chunks into an Oxigraph store in a thread, while the caller makes the next one.
+
+    Oxigraph parses and indexes in Rust without the GIL, so making chunks (from SQL rows or a file
+    being parsed) and loading them overlap. Each ``bulk_load`` holds its chunk's quads in memory, so
+    chunks of ``CHUNK`` quads keep memory flat whatever the size of the load; ``put`` blocks while one
+    chunk loads and one waits.
+    """
+
+    CHUNK = 250_000
+
+    def __init__(self, store: ox.Store) -> None:
+        self.store = store
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._work, name="rdf-view-loader", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is None:
+            self._queue.put(chunk)
+
+    def close(self) -> None:
+        """Wait for the chunks already given; ``error`` holds what a load raised, if any."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.store.bulk_load(data, format=ox.RdfFormat.N_QUADS)
+                except BaseException as exc:  # re-raised or acted on by the caller
+                    self.error = exc
+
+
+class ViewFeed:
+    """Loads the quads of a running SQL load into the view while the load goes on.
+
+    A graph is marked stale in the state before its first quad reaches the view, so a failed or killed
+    load leaves it to be reloaded from SQL by the next sync. ``finish`` records the graph's new write
+    counter only if the view held exactly the graph's content before the load and nothing else wrote
+    it meanwhile: then the view equals SQL, without reading the graph back.
+    """
+
+    STALE = -1  #: a write counter SQL never has
+
+    def __init__(self, view: RdfView) -> None:
+        self.view = view
+        self.held_before: dict[str, int | None] = {}
+        self._loader = ChunkLoader(view.store)
+        self._pending: list[bytes] = []
+        self._pending_quads = 0
+
+    def __call__(self, graphs: set[str], quads: list) -> None:
+        state = self.view._state["graphs"]
+        new = graphs - self.held_before.keys()
+        if new:
+            for graph in new:
+                self.held_before[graph] = state.get(graph)
+                state[graph] = self.STALE
+            self.view._write_state()
+        self._pending.append(ox.serialize(quads, None, ox.RdfFormat.N_QUADS))
+        self._pending_quads += len(quads)
+        if self._pending_quads >= ChunkLoader.CHUNK:
+            self._send()
+
+    def _send(self) -> None:
+        if self._pending:
+            self._loader.put(b"".join(self._pending))
+        self._pending, self._pending_quads = [], 0
+
+    def finish(self, versions: dict[str, tuple[int | None, int | None]] | None) -> None:
+        """End the feed; ``versions`` (graph -> counter before and after the load) once SQL committed."""
+        if versions is not None:
+            self._send()
+        self._loader.close()
+        if versions is None or self._loader.error is not None:
+            return
+        state = self.view._state["graphs"]
+        for graph, held in self.held_before.items():
+            before, after = versions.get(graph, (None, None))
+            if held == before and after is not None and after - (before or 0) <= 1:
+                state[graph] = after
+        self.view._write_state()
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _load_through_pipe(store: ox.Store, byte_chunks: Iterable[bytes]) -> None:
-    """Bulk-load N-Quads ``byte_chunks`` into ``store`` through an OS pipe. Oxigraph parses and indexes
-    in Rust without the GIL while a Python thread writes the chunks into the pipe, so generation and
-    loading overlap, and the text is never all in memory."""
-    read_fd, write_fd = os.pipe()
-    error: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            with os.fdopen(write_fd, "wb", buffering=1 << 20) as out:
-                for chunk in byte_chunks:
-                    out.write(chunk)
-        except BaseException as exc:  # re-raised in the caller's thread below
-            error.append(exc)
-
-    writer = threading.Thread(target=produce, name="rdf-view-writer", daemon=True)
-    writer.start()
-    try:
-        store.bulk_load(path=f"/dev/fd/{read_fd}", format=ox.RdfFormat.N_QUADS)
-    finally:
-        os.close(read_fd)  # first, so that a writer blocked on a failed load gets EPIPE and ends
-        writer.join()
-    if error and not isinstance(error[0], BrokenPipeError):
-        raise error[0]
-
-
-@functools.lru_cache(maxsize=1)
-def _pipe_loading_works() -> bool:
-    """Whether Oxigraph can bulk-load from ``/dev/fd/N`` of a pipe here. Linux yes; some sandboxes
-    (gVisor, used by container runtimes) hand the reader an empty file, so the writer gets EPIPE."""
-    if not sys.platform.startswith("linux"):
-        return False
-    probe = ox.Store()
-    try:
-        _load_through_pipe(probe, [b"<urn:probe:s> <urn:probe:p> <urn:probe:o> <urn:probe:g> .\n"])
-    except (OSError, SyntaxError, ValueError):
-        return False
-    return len(probe) == 1

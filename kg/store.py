@@ -117,7 +117,14 @@ class Store:
             raise KGError("load_rdf: no files given")
         target = graph or vocab.DEFAULT_KG_GRAPH
         to_ox(target)  # a graph name the view would refuse fails here, before anything is parsed
-        return loading.load_files(self.engine, paths, target, format, self.batch_size)
+        feed = self.view.feed(self.store_id) if self.auto_sync else None
+        outcome = None
+        try:
+            outcome = loading.load_files(self.engine, paths, target, format, self.batch_size, feed)
+        finally:
+            if feed is not None:
+                feed.finish(outcome.versions if outcome is not None else None)
+        return outcome.added
 
     def add_triples(
         self,

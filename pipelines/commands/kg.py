@@ -78,15 +78,19 @@ def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store: Sto
     try:
         with Store.open(store) as st, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", IllTypedLiteralWarning)
+            try:
+                st.sync_rdf()  # a current view is fed the new triples while SQL takes them
+                busy = False
+            except ViewBusyError:
+                busy = True
             added = st.load_rdf(files, graph=graph, format=fmt)
             for warning in caught:
                 click.echo(f"warning: {warning.message}", err=True)
-            try:
-                st.sync_rdf()
-            except ViewBusyError:
+            if busy:
                 click.echo(f"loaded {added} new triples from {len(files)} file(s) into {store} (SQL); the RDF view is "
                            "held by another process (a 'neurosym serve'?), which shows them from its next query on")
                 return
+            st.sync_rdf()
     except BaseException:
         if created is not None:  # a load that failed on a new store leaves no empty store behind
             for leftover in (created, created.with_name(created.name + "-wal"), created.with_name(created.name + "-shm")):
