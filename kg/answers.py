@@ -27,8 +27,12 @@ WHERE t.p = :type AND t.o_kind = 'iri'
 """
 
 
+#: Incomplete runs (still being written, or left by a killed command) are not part of any answer.
+_COMPLETE = " AND a.run_id IN (SELECT id FROM run WHERE complete)"
+
+
 def _run_filter(run_id: int | None) -> str:
-    return "" if run_id is None else " AND a.run_id = :run"
+    return _COMPLETE if run_id is None else " AND a.run_id = :run" + _COMPLETE
 
 
 def count_inputs_in_class(conn: Connection, class_iri: str, min_confidence: float, run_id: int | None) -> int:
@@ -82,7 +86,7 @@ def top_inputs(conn: Connection, entity_iri: str, k: int, run_id: int | None) ->
         raise KGError(f"top_inputs: k must be >= 0, got {k}")
     codes = conn.execute(
         text("SELECT c.run_id, c.idx FROM code c JOIN entity e ON e.id = c.entity_id WHERE e.iri = :iri"
-             + ("" if run_id is None else " AND c.run_id = :run")),
+             + _COMPLETE.replace("a.run_id", "c.run_id") + ("" if run_id is None else " AND c.run_id = :run")),
         {"iri": entity_iri, "run": run_id},
     ).all()
     # Top k of each code straight from the index (read backwards), then merged: k rows per code touched.

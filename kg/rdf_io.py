@@ -1,106 +1,63 @@
-"""RDF files in and out, through rdflib's parsers and serializers, and the term encoding shared by SQL,
-N-Quads and rdflib.
+"""RDF terms and text in and out: the term encoding shared by SQL and N-Quads, rdflib/pyoxigraph
+conversion (with validation), and export serialization.
 
-Reading: Turtle, N-Triples, JSON-LD, RDF/XML (format from the file extension, or given). Errors name the
-file, the line and the parser's message. Writing: Turtle and N-Triples. A term is stored in SQL as
-``(value, kind, datatype, lang)`` with kind ``iri``/``bnode``/``literal`` so that blank nodes, datatyped
-and language-tagged literals survive a round trip unchanged.
+A term is stored in SQL as ``(value, kind, datatype, lang)`` with kind ``iri``/``bnode``/``literal`` so
+that blank nodes, datatyped and language-tagged literals survive a round trip unchanged. Export streams
+N-Quads lines through pyoxigraph's serializers: Turtle and N-Triples (one graph), N-Quads and TriG
+(named graphs kept). Loading lives in ``kg.loading``.
 """
 
 from __future__ import annotations
 
-import json
-import xml.sax
+import io
+import logging
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from typing import IO
 
+import pyoxigraph as ox
 from rdflib import BNode, Graph, Literal, URIRef
-from rdflib.exceptions import ParserError
-from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.term import Node
 
-from kg.errors import KGError, RDFParseError
+from kg.errors import KGError
 from kg.vocab import PREFIXES
 
-#: File extension -> rdflib parser name.
-INPUT_FORMATS = {
-    ".ttl": "turtle",
-    ".turtle": "turtle",
-    ".nt": "nt",
-    ".ntriples": "nt",
-    ".jsonld": "json-ld",
-    ".json": "json-ld",
-    ".rdf": "xml",
-    ".xml": "xml",
-    ".owl": "xml",
+class _QuietIllTypedLiterals(logging.Filter):
+    """rdflib logs a traceback each time it meets an ill-typed literal (``"abc"^^xsd:integer``) while
+    converting query results; such literals are valid RDF, stored as written and reported once at load
+    (``kg.loading``), so the repeated tracebacks are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to convert Literal lexical form")
+
+
+logging.getLogger("rdflib.term").addFilter(_QuietIllTypedLiterals())
+
+#: Export format name (CLI and API) -> (pyoxigraph format, keeps named graphs).
+OUTPUT_FORMATS = {
+    "turtle": (ox.RdfFormat.TURTLE, False), "ttl": (ox.RdfFormat.TURTLE, False),
+    "nt": (ox.RdfFormat.N_TRIPLES, False), "ntriples": (ox.RdfFormat.N_TRIPLES, False),
+    "nquads": (ox.RdfFormat.N_QUADS, True), "nq": (ox.RdfFormat.N_QUADS, True),
+    "trig": (ox.RdfFormat.TRIG, True),
 }
-#: Output format name (CLI and API) -> rdflib serializer name.
-OUTPUT_FORMATS = {"turtle": "turtle", "ttl": "turtle", "nt": "nt", "ntriples": "nt"}
 
 #: One stored term: (value, kind, datatype, lang); datatype and lang are '' when absent.
 Row = tuple[str, str, str, str]
 
 
-def guess_format(path: str | Path, fmt: str | None = None) -> str:
-    """The rdflib parser name for ``path``, from ``fmt`` if given, else from the extension."""
-    if fmt:
-        return fmt
-    suffix = Path(path).suffix.lower()
-    if suffix not in INPUT_FORMATS:
-        raise KGError(f"{path}: unknown RDF format for extension {suffix!r}; expected one of {sorted(INPUT_FORMATS)}")
-    return INPUT_FORMATS[suffix]
-
-
-def _nt_error_line(text: str) -> int | None:
-    # rdflib's N-Triples parser does not report a line; re-parse line by line to find the first bad one.
-    for number, line in enumerate(text.splitlines(), start=1):
-        try:
-            Graph().parse(data=line + "\n", format="nt")
-        except Exception:
-            return number
-    return None
-
-
-def parse_file(path: str | Path, fmt: str | None = None) -> Graph:
-    """Parse one RDF file completely into a new rdflib ``Graph`` (nothing is written anywhere).
-
-    Raises ``RDFParseError`` naming the file, the line and the parser's message, or ``KGError`` for an
-    unreadable file or unknown format.
-    """
-    path = Path(path)
-    parser = guess_format(path, fmt)
+def to_ox(term: Node | str):
+    """An rdflib term (or a ``str`` IRI) as a pyoxigraph term; an IRI, language tag or datatype that the
+    RDF view would refuse raises ``KGError`` naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KGError(f"{path}: cannot read: {exc}") from None
-    graph = Graph()
-    try:
-        graph.parse(data=text, format=parser, publicID=path.resolve().as_uri())
-    except BadSyntax as exc:
-        raise RDFParseError(f"{path}:{exc.lines + 1}: Turtle syntax error: {exc._why}") from None
-    except ParserError as exc:
-        line = _nt_error_line(text) if parser == "nt" else None
-        where = f"{path}:{line}" if line else str(path)
-        raise RDFParseError(f"{where}: N-Triples syntax error: {exc.msg}") from None
-    except json.JSONDecodeError as exc:
-        raise RDFParseError(f"{path}:{exc.lineno}: JSON-LD syntax error: {exc.msg} (column {exc.colno})") from None
-    except xml.sax.SAXParseException as exc:
-        raise RDFParseError(
-            f"{path}:{exc.getLineNumber()}: RDF/XML syntax error: {exc.getMessage()} (column {exc.getColumnNumber()})"
-        ) from None
-    except Exception as exc:  # other parser errors (e.g. RDF/XML structure, JSON-LD context): still one line
-        raise RDFParseError(f"{path}: {parser} parse error: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    return graph
-
-
-def term_to_row(term: Node) -> Row:
-    """Encode an rdflib term as ``(value, kind, datatype, lang)``."""
-    if isinstance(term, URIRef):
-        return str(term), "iri", "", ""
-    if isinstance(term, BNode):
-        return str(term), "bnode", "", ""
-    if isinstance(term, Literal):
-        return str(term), "literal", str(term.datatype or ""), term.language or ""
+        if isinstance(term, Literal):
+            if term.language:
+                return ox.Literal(str(term), language=term.language)
+            return ox.Literal(str(term), datatype=ox.NamedNode(str(term.datatype)) if term.datatype else None)
+        if isinstance(term, BNode):
+            return ox.BlankNode(str(term))
+        if isinstance(term, (URIRef, str)):
+            return ox.NamedNode(str(term))
+    except ValueError as exc:
+        raise KGError(f"invalid RDF term {term!r}: {exc}") from None
     raise KGError(f"unsupported RDF term {term!r}")
 
 
@@ -150,19 +107,48 @@ def bind_prefixes(graph: Graph) -> Graph:
     return graph
 
 
-def serialize_lines(lines: Iterable[str], fmt: str) -> str:
-    """Serialize N-Triples lines as ``fmt`` (``turtle`` or ``nt``); Turtle goes through rdflib."""
+def output_format(fmt: str) -> tuple[ox.RdfFormat, bool]:
+    """(pyoxigraph format, keeps named graphs) for an export format name."""
     if fmt not in OUTPUT_FORMATS:
         raise KGError(f"unknown export format {fmt!r}; expected one of {sorted(OUTPUT_FORMATS)}")
-    text = "".join(lines)
-    if OUTPUT_FORMATS[fmt] == "nt":
-        return text
-    graph = bind_prefixes(Graph())
-    graph.parse(data=text, format="nt")
-    return graph.serialize(format="turtle")
+    return OUTPUT_FORMATS[fmt]
 
 
-def graph_rows(graph: Graph) -> Iterator[tuple[Row, str, Row]]:
-    """The triples of an rdflib graph as (subject row, predicate IRI, object row)."""
-    for s, p, o in graph:
-        yield term_to_row(s), str(p), term_to_row(o)
+class ChunkReader(io.RawIOBase):
+    """A readable binary stream over an iterator of byte chunks (what pyoxigraph's parsers accept)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks, self._pending = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def chunks(lines: Iterable[str], size: int = 1 << 16) -> Iterator[bytes]:
+    """Join text lines into UTF-8 chunks of about ``size`` lines."""
+    buffer: list[str] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= size:
+            yield "".join(buffer).encode()
+            buffer.clear()
+    if buffer:
+        yield "".join(buffer).encode()
+
+
+def serialize_lines(lines: Iterable[str], fmt: str, output: IO[bytes]) -> None:
+    """Write N-Quads ``lines`` to ``output`` as ``fmt``, streaming (Turtle and TriG with the project prefixes)."""
+    rdf_format, _ = output_format(fmt)
+    quads = ox.parse(ChunkReader(chunks(lines)), format=ox.RdfFormat.N_QUADS)
+    prefixes = PREFIXES if rdf_format in (ox.RdfFormat.TURTLE, ox.RdfFormat.TRIG) else None
+    ox.serialize(quads, output, rdf_format, prefixes=prefixes)

@@ -1,40 +1,62 @@
 """The RDF view: an Oxigraph triple store derived from the SQL store, one named graph per source.
 
-Each loaded KG graph and each run (graph IRI = the run's IRI) is a named graph; queries see their union
-as the default graph. The view is rebuildable from SQL at any time. It keeps, beside the Oxigraph
-files, the write counter of every graph it was built from (``state.json``); ``sync`` reloads exactly the
-graphs whose SQL counter moved, so the view follows every write without rebuilding the rest.
+Each loaded KG graph and each complete run (graph IRI = the run's IRI) is a named graph; queries see
+their union as the default graph. The view keeps, beside the Oxigraph files, the SQL write counter of
+every graph it holds (``state.json``); ``sync`` reloads exactly the graphs whose counter moved, so the
+view follows every write without rebuilding the rest.
 
-On disk: ``<dir>/store`` (Oxigraph, RocksDB) and ``<dir>/state.json``; ``path=None`` keeps the view in
-memory (for in-memory SQLite or a server URL without a local directory).
+On disk, under the view directory::
+
+    current -> view-<id>/        a symlink, switched atomically (rename) by a rebuild
+    view-<id>/store/             Oxigraph (RocksDB)
+    view-<id>/state.json         {store_id, graphs: {graph: counter}}, replaced atomically
+    writer.lock                  held (flock) by the one process that may change the view
+
+A rebuild loads everything into a new ``view-<id>`` and only then switches ``current``, so a crash at
+any point leaves the old view or the new one, never a half-built one. ``sync`` forgets a graph in the
+state before touching it and records it only once loaded, so a crash in the middle makes the next
+sync reload it. A second process (``neurosym query`` beside ``neurosym serve``) opens the view read-only
+and answers from it when it is current; when it is behind SQL it says so instead of guessing.
+``path=None`` keeps the view in memory.
 """
 
 from __future__ import annotations
 
-import functools
-import io
+import fcntl
 import json
 import os
+import queue
 import shutil
-import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyoxigraph as ox
 
 from kg.errors import KGError
+from kg.rdf_io import chunks
 
 #: Produces the N-Quads lines of one named graph from SQL.
 LinesFor = Callable[[str], Iterable[str]]
 
 
+class ViewBusyError(KGError):
+    """The view is held by another process and cannot be changed from here."""
+
+
 class RdfView:
     """The Oxigraph store behind SPARQL, plus the graph versions it reflects."""
 
-    def __init__(self, path: str | Path | None):
+    def __init__(self, path: str | Path | None, shared: bool = False):
         self.path = Path(path) if path is not None else None
+        #: Whether to open the view read-only when another process holds it (else that is an error).
+        self.shared = shared
         self._store: ox.Store | None = None
+        self._lock_file = None
+        self.read_only = False
+        #: N-Quads lines that the last ``rebuild`` skipped because the view refuses them.
+        self.skipped: list[str] = []
         self._state: dict = {"store_id": None, "graphs": {}}
 
     # -- opening -------------------------------------------------------------------------------
@@ -45,41 +67,115 @@ class RdfView:
             if self.path is None:
                 self._store = ox.Store()
             else:
-                self.path.mkdir(parents=True, exist_ok=True)
-                try:
-                    self._store = ox.Store(str(self.path / "store"))
-                except OSError as exc:
-                    raise KGError(f"cannot open the RDF view at {self.path}: {exc}".splitlines()[0]) from None
-                self._state = self._read_state()
+                self._open_on_disk()
         return self._store
 
-    def _state_file(self) -> Path:
-        assert self.path is not None
-        return self.path / "state.json"
+    @property
+    def store_path(self) -> Path | None:
+        """The Oxigraph directory queries read now (``current/store`` resolved), or None in memory."""
+        if self.path is None:
+            return None
+        return (self.path / "current").resolve() / "store"
 
-    def _read_state(self) -> dict:
+    def _open_on_disk(self) -> None:
+        assert self.path is not None
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self._take_lock():
+            if not self.shared:
+                raise ViewBusyError(
+                    f"the RDF view at {self.path} is locked by another process (a 'neurosym serve' or a pipeline "
+                    "on the same store?); one process at a time can change it"
+                )
+            current = self.path / "current"
+            if not current.exists():
+                raise ViewBusyError(f"the RDF view at {self.path} is being built by another process; try again when it is done")
+            try:
+                self._store = ox.Store.read_only(str(current / "store"))
+            except OSError as exc:
+                raise KGError(f"cannot open the RDF view at {self.path} read-only: {exc}".splitlines()[0]) from None
+            self.read_only = True
+            self._state = self._read_state(current)
+            return
+        current = self.path / "current"
+        if not (current / "state.json").exists() or not (current / "store" / "CURRENT").exists():
+            # No view yet, or its files are gone: start an empty one, which the next sync fills from SQL.
+            self._switch_to(self._new_dir())
         try:
-            state = json.loads(self._state_file().read_text())
+            self._store = ox.Store(str(current / "store"))
+        except OSError:
+            # Damaged files (a disk full, a copy of a live view): the view is derived data, start afresh.
+            self._switch_to(self._new_dir())
+            self._store = ox.Store(str(current / "store"))
+        self._state = self._read_state(current)
+        self._remove_leftovers()
+
+    def _take_lock(self) -> bool:
+        assert self.path is not None
+        handle = open(self.path / "writer.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        return True
+
+    def _new_dir(self) -> Path:
+        assert self.path is not None
+        fresh = self.path / f"view-{uuid.uuid4().hex[:12]}"
+        (fresh / "store").mkdir(parents=True)
+        (fresh / "state.json").write_text(json.dumps({"store_id": None, "graphs": {}}))
+        return fresh
+
+    def _switch_to(self, directory: Path) -> None:
+        """Point ``current`` at ``directory`` in one rename (atomic on POSIX file systems)."""
+        assert self.path is not None
+        link = self.path / f"current.{uuid.uuid4().hex[:8]}"
+        link.symlink_to(directory.name)
+        os.replace(link, self.path / "current")
+        _fsync_dir(self.path)
+
+    def _remove_leftovers(self) -> None:
+        # Half-built views of crashed rebuilds, replaced views, and the files of the older flat layout.
+        assert self.path is not None
+        keep = (self.path / "current").resolve().name
+        for entry in self.path.iterdir():
+            stale_view = entry.name.startswith("view-") and entry.name != keep
+            flat_layout = entry.name in ("store", "state.json", "state.tmp")
+            stray_link = entry.name.startswith("current.")
+            if stale_view or flat_layout:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            elif stray_link:
+                entry.unlink(missing_ok=True)
+
+    @staticmethod
+    def _read_state(directory: Path) -> dict:
+        try:
+            state = json.loads((directory / "state.json").read_text())
             if isinstance(state.get("graphs"), dict):
                 return state
         except (OSError, ValueError):
             pass
         return {"store_id": None, "graphs": {}}
 
-    def _write_state(self) -> None:
+    def _write_state(self, directory: Path | None = None) -> None:
         if self.path is None:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file().with_suffix(".tmp")
+        directory = directory or self.path / "current"
+        tmp = directory / "state.tmp"
         tmp.write_text(json.dumps(self._state, indent=1, sort_keys=True))
-        os.replace(tmp, self._state_file())  # atomic: a crash leaves the old or the new state
+        os.replace(tmp, directory / "state.json")  # atomic: a crash leaves the old or the new state
 
     def close(self) -> None:
-        """Flush and release the Oxigraph store (its lock lets one process hold it at a time)."""
+        """Flush and release the Oxigraph store and the writer lock."""
         if self._store is not None:
-            if self.path is not None:
+            if self.path is not None and not self.read_only:
                 self._store.flush()
             self._store = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+        self.read_only = False
 
     # -- keeping in sync -----------------------------------------------------------------------
     def stale_graphs(self, store_id: str, versions: dict[str, int]) -> tuple[list[str], list[str]]:
@@ -92,39 +188,101 @@ class RdfView:
         drop = sorted(g for g in held if g not in versions)
         return reload, drop
 
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise ViewBusyError(
+                f"the RDF view at {self.path} is held by another process (a 'neurosym serve'?) and is behind "
+                "the SQL store; query that server's endpoint, or stop it and try again"
+            )
+
     def sync(self, store_id: str, versions: dict[str, int], lines_for: LinesFor) -> list[str]:
         """Reload the graphs whose SQL version differs from the view's; returns their names."""
         reload, drop = self.stale_graphs(store_id, versions)
         if self._state.get("store_id") != store_id:  # a view of another store (or none yet): start over
+            self._refuse_if_read_only()
             return self.rebuild(store_id, versions, lines_for)
+        if not reload and not drop:
+            return []
+        self._refuse_if_read_only()
+        for graph in drop + reload:
+            self._state["graphs"].pop(graph, None)
+        self._write_state()  # forget first: a crash below makes the next sync reload these graphs
         for graph in drop + reload:
             self.store.clear_graph(ox.NamedNode(graph))
-            self._state["graphs"].pop(graph, None)
-            self._write_state()
         if reload:
-            self._bulk_load(lines for graph in reload for lines in lines_for(graph))
+            try:
+                self._bulk_load(self.store, (line for graph in reload for line in lines_for(graph)))
+            except SyntaxError as exc:
+                raise KGError(
+                    f"the RDF view cannot load the store's triples: {exc.msg}; 'neurosym kg rebuild' rebuilds "
+                    "it, skipping and listing the triples it refuses"
+                ) from None
             self._state["graphs"].update({g: versions[g] for g in reload})
             self._write_state()
         return reload
 
     def rebuild(self, store_id: str, versions: dict[str, int], lines_for: LinesFor) -> list[str]:
-        """Drop the whole view and load every graph again from SQL."""
-        self.close()
-        if self.path is not None and (self.path / "store").exists():
-            shutil.rmtree(self.path / "store")
-        self._state = {"store_id": store_id, "graphs": {}}
-        self._write_state()
+        """Load every graph from SQL into a new view, then switch to it; returns the graphs loaded.
+
+        Lines the view refuses (terms written by older versions of the store) are skipped and kept
+        in ``self.skipped``.
+        """
         graphs = sorted(versions)
-        self._bulk_load(line for graph in graphs for line in lines_for(graph))
-        self._state["graphs"] = {g: versions[g] for g in graphs}
-        self._write_state()
+        self.skipped = []
+        if self.path is None:
+            self._store = ox.Store()
+            self._load_checked(self._store, graphs, lines_for)
+            self._state = {"store_id": store_id, "graphs": {g: versions[g] for g in graphs}}
+            return graphs
+        self.store  # noqa: B018 - takes the writer lock
+        self._refuse_if_read_only()
+        fresh = self._new_dir()
+        built = ox.Store(str(fresh / "store"))
+        self._load_checked(built, graphs, lines_for)
+        built.flush()
+        self._state = {"store_id": store_id, "graphs": {g: versions[g] for g in graphs}}
+        self._write_state(fresh)
+        old = (self.path / "current").resolve()
+        self._store = None
+        self._switch_to(fresh)
+        self._store = built
+        shutil.rmtree(old, ignore_errors=True)
         return graphs
 
-    def _bulk_load(self, lines: Iterable[str]) -> None:
-        if _pipe_loading_works():
-            _load_through_pipe(self.store, _chunks(lines))
-        else:  # Oxigraph reads the chunks through Python: slower, but works on any platform
-            self.store.bulk_load(_ChunkReader(_chunks(lines)), format=ox.RdfFormat.N_QUADS)
+    def _load_checked(self, store: ox.Store, graphs: list[str], lines_for: LinesFor) -> None:
+        try:
+            self._bulk_load(store, (line for graph in graphs for line in lines_for(graph)))
+        except SyntaxError:
+            # Some stored term is one the view refuses: load again line by line, skipping those.
+            store.clear()
+            store.extend(self._checked_quads(line for graph in graphs for line in lines_for(graph)))
+
+    def _checked_quads(self, lines: Iterable[str]):
+        for line in lines:
+            for single in line.splitlines(keepends=True):
+                try:
+                    yield from ox.parse(single, format=ox.RdfFormat.N_QUADS)
+                except SyntaxError:
+                    self.skipped.append(single.rstrip("\n"))
+
+    @staticmethod
+    def _bulk_load(store: ox.Store, lines: Iterable[str]) -> None:
+        loader = ChunkLoader(store)
+        try:
+            for chunk in chunks(lines, ChunkLoader.CHUNK):
+                loader.put(chunk)
+        finally:
+            loader.close()
+        if loader.error is not None:
+            raise loader.error
+
+    def feed(self, store_id: str) -> ViewFeed | None:
+        """A feed that loads a running SQL load's batches into this view as they are written, or None
+        when this process has not opened the view (a load does not take the view's lock by itself),
+        cannot change it, or the view is of another store."""
+        if self._store is None or self.read_only or self._state.get("store_id") != store_id:
+            return None
+        return ViewFeed(self)
 
     # -- querying ------------------------------------------------------------------------------
     def query(self, query: str, prefixes: dict[str, str], substitutions: dict | None = None):
@@ -140,72 +298,96 @@ class RdfView:
         return len(self.store)
 
 
-class _ChunkReader(io.RawIOBase):
-    """A readable binary stream over an iterator of byte chunks (what ``bulk_load`` accepts)."""
+class ChunkLoader:
+    """Bulk-loads N-Quads chunks into an Oxigraph store in a thread, while the caller makes the next one.
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._pending = chunks, b""
+    Oxigraph parses and indexes in Rust without the GIL, so making chunks (from SQL rows or a file
+    being parsed) and loading them overlap. Each ``bulk_load`` holds its chunk's quads in memory, so
+    chunks of ``CHUNK`` quads keep memory flat whatever the size of the load; ``put`` blocks while one
+    chunk loads and one waits.
+    """
 
-    def readable(self) -> bool:
-        return True
+    CHUNK = 250_000
 
-    def readinto(self, buffer) -> int:
-        while not self._pending:
-            self._pending = next(self._chunks, b"")
-            if not self._pending:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+    def __init__(self, store: ox.Store) -> None:
+        self.store = store
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._work, name="rdf-view-loader", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is None:
+            self._queue.put(chunk)
+
+    def close(self) -> None:
+        """Wait for the chunks already given; ``error`` holds what a load raised, if any."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.store.bulk_load(data, format=ox.RdfFormat.N_QUADS)
+                except BaseException as exc:  # re-raised or acted on by the caller
+                    self.error = exc
 
 
-def _load_through_pipe(store: ox.Store, chunks: Iterable[bytes]) -> None:
-    """Bulk-load N-Quads ``chunks`` into ``store`` through an OS pipe. Oxigraph parses and indexes in
-    Rust without the GIL while a Python thread writes the chunks into the pipe, so generation and
-    loading overlap, and the text is never all in memory."""
-    read_fd, write_fd = os.pipe()
-    error: list[BaseException] = []
+class ViewFeed:
+    """Loads the quads of a running SQL load into the view while the load goes on.
 
-    def produce() -> None:
-        try:
-            with os.fdopen(write_fd, "wb", buffering=1 << 20) as out:
-                for chunk in chunks:
-                    out.write(chunk)
-        except BaseException as exc:  # re-raised in the caller's thread below
-            error.append(exc)
+    A graph is marked stale in the state before its first quad reaches the view, so a failed or killed
+    load leaves it to be reloaded from SQL by the next sync. ``finish`` records the graph's new write
+    counter only if the view held exactly the graph's content before the load and nothing else wrote
+    it meanwhile: then the view equals SQL, without reading the graph back.
+    """
 
-    writer = threading.Thread(target=produce, name="rdf-view-writer", daemon=True)
-    writer.start()
+    STALE = -1  #: a write counter SQL never has
+
+    def __init__(self, view: RdfView) -> None:
+        self.view = view
+        self.held_before: dict[str, int | None] = {}
+        self._loader = ChunkLoader(view.store)
+        self._pending: list[bytes] = []
+        self._pending_quads = 0
+
+    def __call__(self, graphs: set[str], quads: list) -> None:
+        state = self.view._state["graphs"]
+        new = graphs - self.held_before.keys()
+        if new:
+            for graph in new:
+                self.held_before[graph] = state.get(graph)
+                state[graph] = self.STALE
+            self.view._write_state()
+        self._pending.append(ox.serialize(quads, None, ox.RdfFormat.N_QUADS))
+        self._pending_quads += len(quads)
+        if self._pending_quads >= ChunkLoader.CHUNK:
+            self._send()
+
+    def _send(self) -> None:
+        if self._pending:
+            self._loader.put(b"".join(self._pending))
+        self._pending, self._pending_quads = [], 0
+
+    def finish(self, versions: dict[str, tuple[int | None, int | None]] | None) -> None:
+        """End the feed; ``versions`` (graph -> counter before and after the load) once SQL committed."""
+        if versions is not None:
+            self._send()
+        self._loader.close()
+        if versions is None or self._loader.error is not None:
+            return
+        state = self.view._state["graphs"]
+        for graph, held in self.held_before.items():
+            before, after = versions.get(graph, (None, None))
+            if held == before and after is not None and after - (before or 0) <= 1:
+                state[graph] = after
+        self.view._write_state()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
     try:
-        store.bulk_load(path=f"/dev/fd/{read_fd}", format=ox.RdfFormat.N_QUADS)
+        os.fsync(fd)
     finally:
-        os.close(read_fd)  # first, so that a writer blocked on a failed load gets EPIPE and ends
-        writer.join()
-    if error:
-        raise error[0]
-
-
-@functools.lru_cache(maxsize=1)
-def _pipe_loading_works() -> bool:
-    """Whether Oxigraph can bulk-load from ``/dev/fd/N`` of a pipe here. Linux yes; some sandboxes
-    (gVisor, used by container runtimes) hand the reader an empty file, so the writer gets EPIPE."""
-    if not sys.platform.startswith("linux"):
-        return False
-    probe = ox.Store()
-    try:
-        _load_through_pipe(probe, [b"<urn:probe:s> <urn:probe:p> <urn:probe:o> <urn:probe:g> .\n"])
-    except (OSError, SyntaxError, ValueError):
-        return False
-    return len(probe) == 1
-
-
-def _chunks(lines: Iterable[str], size: int = 1 << 16) -> Iterator[bytes]:
-    buffer: list[str] = []
-    for line in lines:
-        buffer.append(line)
-        if len(buffer) >= size:
-            yield "".join(buffer).encode()
-            buffer.clear()
-    if buffer:
-        yield "".join(buffer).encode()
+        os.close(fd)

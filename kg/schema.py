@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     DateTime,
+    Boolean,
     Float,
     ForeignKey,
     ForeignKeyConstraint,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bumped whenever a table or column changes; ``Store.open`` refuses a store with another version.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -80,7 +81,8 @@ class Triple(Base):
 
 
 class Run(Base):
-    """One model run: what produced the symbols (config, seed, code version, checkpoint)."""
+    """One model run: what produced the symbols (config, seed, code version, checkpoint), and whether
+    all of it has been written."""
 
     __tablename__ = "run"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -91,6 +93,9 @@ class Run(Base):
     checkpoint_path: Mapped[str | None] = mapped_column(Text)
     checkpoint_hash: Mapped[str | None] = mapped_column(String(128))
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(timezone.utc))
+    # False until the command writing the run has written all of it: incomplete runs are hidden from
+    # the RDF view, listings and exports, and ``neurosym runs prune`` removes them (a killed encode).
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Code(Base):
@@ -147,3 +152,12 @@ class Alignment(Base):
     __table_args__ = (
         ForeignKeyConstraint(["run_id", "code"], ["code.run_id", "code.idx"], ondelete="CASCADE"),
     )
+
+
+def migrate(conn, found: int) -> bool:
+    """Bring a store of an older schema version up to ``SCHEMA_VERSION`` in place; False if it cannot."""
+    if found == 1:
+        # Version 1 had no run.complete: its runs were written before incomplete runs existed.
+        conn.exec_driver_sql("ALTER TABLE run ADD COLUMN complete BOOLEAN NOT NULL DEFAULT TRUE")
+        return True
+    return False

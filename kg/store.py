@@ -5,91 +5,51 @@
 ...     store.sparql("SELECT ?n WHERE { ?n a arith:Prime }").rows
 
 A path opens (and creates) a SQLite file in WAL mode with foreign keys on, its RDF view in the directory
-beside it (``runs/neurosym.oxigraph/``); any other SQLAlchemy URL (e.g. ``postgresql+psycopg://...``)
-works unchanged, with the view in memory unless ``rdf_path`` names a directory. Every write bumps the
-version of the named graph it touches; ``sparql`` first brings those graphs of the view up to date.
+beside it (``runs/neurosym.oxigraph/``); any other SQLAlchemy URL (``postgresql://...`` uses psycopg 3,
+the ``postgres`` extra) works unchanged, with its view persisted under ``view_dir`` (see ``kg.engine``).
+Every write bumps the write counter of the named graph it touches, in the same transaction; ``sparql``
+first brings those graphs of the view up to date. Runs are written incomplete and hidden until their
+writer finishes them (``writing_run``), so a killed command never leaves half a run in sight.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-
 import numpy as np
-from rdflib import RDF, RDFS, Graph, URIRef
 from rdflib.term import Node
-from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine, delete, insert, select
 
-from kg import answers, vocab
+from kg import answers, loading, symbols, vocab
 from kg.derive import graph_tail, kg_lines, run_lines
-from kg.errors import KGError, UnknownEntityError, UnknownRunError
-from kg.rdf_io import graph_rows, parse_file, serialize_lines, term_to_row
+from kg.engine import connect, default_view_dir, store_url
+from kg.errors import KGError
+from kg.rdf_io import output_format, serialize_lines, to_ox
 from kg.rdf_view import RdfView
-from kg.schema import (
-    SCHEMA_VERSION,
-    Alignment,
-    Assignment,
-    Base,
-    Code,
-    Entity,
-    GraphVersion,
-    Input,
-    Meta,
-    Run,
-    Triple,
-)
+from kg.schema import SCHEMA_VERSION, Base, Entity, GraphVersion, Meta, Run, Triple, migrate
 from kg.sparql import SparqlResult, run_query
+from kg.writes import as_array, bump, check_run
 
-#: Rows per transaction in bulk writes.
-DEFAULT_BATCH = 100_000
-
-
-def _url_and_view(target: str | Path) -> tuple[str, Path | None]:
-    """(SQLAlchemy URL, default RDF view directory) for a path or URL."""
-    text = str(target)
-    if "://" not in text:
-        path = Path(text).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}", path.with_suffix(".oxigraph")
-    url = make_url(text)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        path = Path(url.database).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return text, path.with_suffix(".oxigraph")
-    return text, None
-
-
-def _array(name: str, values, dtype, n: int | None = None) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise KGError(f"{name}: expected a 1-D array, got shape {arr.shape}")
-    if n is not None and len(arr) != n:
-        raise KGError(f"{name}: expected {n} values (one per row), got {len(arr)}")
-    if np.issubdtype(dtype, np.floating):
-        arr = arr.astype(np.float64, copy=False)
-        if not np.all(np.isfinite(arr)):
-            raise KGError(f"{name}: contains NaN or infinite values")
-    else:
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            raise KGError(f"{name}: expected integers, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64, copy=False)
-    return arr
+#: Rows per batch in bulk writes.
+DEFAULT_BATCH = 50_000
 
 
 class Store:
     """SQL tables plus the RDF view derived from them; open with ``Store.open(path_or_url)``."""
 
-    def __init__(self, engine: Engine, rdf_path: Path | None, *, auto_sync: bool = True, batch_size: int = DEFAULT_BATCH):
+    def __init__(self, engine: Engine, rdf_path: Path | None, *, auto_sync: bool = True,
+                 batch_size: int = DEFAULT_BATCH, sqlite_file: Path | None = None, shared_view: bool = False):
         self.engine = engine
-        self.view = RdfView(rdf_path)
         self.auto_sync = auto_sync
         self.batch_size = batch_size
         self.store_id = self._init_schema()
+        if rdf_path is None and (sqlite_file is not None or engine.url.get_backend_name() != "sqlite"):
+            rdf_path = default_view_dir(sqlite_file, self.store_id)
+        self.view = RdfView(rdf_path, shared=shared_view)
 
     @classmethod
     def open(
@@ -99,37 +59,37 @@ class Store:
         rdf_path: str | Path | None = None,
         auto_sync: bool = True,
         batch_size: int = DEFAULT_BATCH,
+        shared_view: bool = False,
     ) -> Store:
         """Open (creating if needed) the store at a path or SQLAlchemy URL.
 
-        ``rdf_path`` overrides where the RDF view lives (default: beside a SQLite file, in memory
-        otherwise). With ``auto_sync`` every ``sparql`` call first syncs the view with SQL.
+        ``rdf_path`` overrides where the RDF view lives (default: beside a SQLite file; for a server,
+        ``$XDG_CACHE_HOME/neurosym/views/<store id>``; in memory for in-memory SQLite). With
+        ``auto_sync`` every ``sparql`` call first syncs the view with SQL. With ``shared_view`` a view
+        held by another process (``neurosym serve``) is opened read-only and queried while it is current.
         """
-        url, default_view = _url_and_view(target)
-        is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        kwargs: dict = {}
-        if is_sqlite:
-            # The view builder streams rows from a helper thread; the connection is never shared at once.
-            kwargs["connect_args"] = {"check_same_thread": False}
-            if make_url(url).database in (None, "", ":memory:"):
-                kwargs["poolclass"] = StaticPool
-        engine = create_engine(url, **kwargs)
-        if is_sqlite:
-            event.listen(engine, "connect", _sqlite_pragmas)
-        view = Path(rdf_path) if rdf_path is not None else default_view
-        return cls(engine, view, auto_sync=auto_sync, batch_size=batch_size)
+        url, sqlite_file = store_url(target)
+        engine = connect(url, sqlite_file)
+        rdf_path = rdf_path if rdf_path is not None else getattr(target, "view_dir", None)
+        view = Path(rdf_path) if rdf_path is not None else None
+        return cls(engine, view, auto_sync=auto_sync, batch_size=batch_size, sqlite_file=sqlite_file, shared_view=shared_view)
 
     def _init_schema(self) -> str:
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except DBAPIError as exc:  # the server is down, refuses us, or the file is not a database
+            raise KGError(f"cannot open the store {self.engine.url.render_as_string(hide_password=True)}: "
+                          f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}") from None
         with self.engine.begin() as conn:
             meta = dict(conn.execute(select(Meta.key, Meta.value)).all())
             if "schema_version" not in meta:
                 meta = {"schema_version": str(SCHEMA_VERSION), "store_id": uuid.uuid4().hex}
                 conn.execute(insert(Meta), [{"key": k, "value": v} for k, v in meta.items()])
             elif meta["schema_version"] != str(SCHEMA_VERSION):
-                raise KGError(
-                    f"{self.engine.url}: store schema version {meta['schema_version']}, this code reads {SCHEMA_VERSION}"
-                )
+                found = meta["schema_version"]
+                if not (found.isdigit() and int(found) < SCHEMA_VERSION and migrate(conn, int(found))):
+                    raise KGError(f"{self.engine.url}: store schema version {found}, this code reads {SCHEMA_VERSION}")
+                conn.execute(Meta.__table__.update().where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
         return meta["store_id"]
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -144,52 +104,27 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- helpers -----------------------------------------------------------------------------------
-    def _bump(self, conn: Connection, *graphs: str) -> None:
-        # The version bump commits with the write it describes, so the view can never miss a write.
-        for graph in graphs:
-            done = conn.execute(
-                update(GraphVersion).where(GraphVersion.graph == graph).values(version=GraphVersion.version + 1)
-            )
-            if done.rowcount == 0:
-                conn.execute(insert(GraphVersion).values(graph=graph, version=1))
-
-    def _insert_rows(self, conn: Connection, table, columns: Sequence[str], rows: list[tuple], ignore: bool = False) -> None:
-        if not rows:
-            return
-        if conn.dialect.name == "sqlite":
-            # DB-API executemany on tuples: no per-row dict or ORM object, ~1 us per row.
-            verb = "INSERT OR IGNORE" if ignore else "INSERT"
-            marks = ", ".join("?" * len(columns))
-            conn.exec_driver_sql(f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)
-            return
-        statement = insert(table)
-        if ignore and conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            statement = pg_insert(table).on_conflict_do_nothing()
-        conn.execute(statement, [dict(zip(columns, row)) for row in rows])
-
-    def _check_run(self, conn: Connection, run_id: int) -> None:
-        if conn.execute(select(Run.id).where(Run.id == int(run_id))).first() is None:
-            known = [r for (r,) in conn.execute(select(Run.id).order_by(Run.id))]
-            raise UnknownRunError(f"unknown run {run_id}; the store holds runs {known or 'none'}")
-
     # -- KG facts ----------------------------------------------------------------------------------
     def load_rdf(self, paths: str | Path | Iterable[str | Path], graph: str | None = None, format: str | None = None) -> int:
-        """Load RDF files (Turtle, N-Triples, JSON-LD, RDF/XML) into named graph ``graph``.
+        """Load RDF files (Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD) into the store.
 
-        All files are parsed before anything is written, and written in one transaction: all or nothing.
-        Returns the number of triples new to the graph.
+        Files are parsed as a stream and written in batches inside one transaction: all or nothing.
+        Default-graph triples go to named graph ``graph`` (default ``graph:kg``); N-Quads and TriG
+        named graphs keep their names. Returns the number of triples new to the store.
         """
-        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
         if not paths:
             raise KGError("load_rdf: no files given")
-        merged = Graph()
-        for path in paths:
-            for triple in parse_file(path, format):
-                merged.add(triple)
-        return self._write_graph(merged, graph or vocab.DEFAULT_KG_GRAPH, None, replace=False)
+        target = graph or vocab.DEFAULT_KG_GRAPH
+        to_ox(target)  # a graph name the view would refuse fails here, before anything is parsed
+        feed = self.view.feed(self.store_id) if self.auto_sync else None
+        outcome = None
+        try:
+            outcome = loading.load_files(self.engine, paths, target, format, self.batch_size, feed)
+        finally:
+            if feed is not None:
+                feed.finish(outcome.versions if outcome is not None else None)
+        return outcome.added
 
     def add_triples(
         self,
@@ -203,227 +138,121 @@ class Store:
         Terms are rdflib terms; a plain ``str`` is an IRI. ``confidence`` gives one value per triple.
         With ``replace`` the graph's previous facts are dropped in the same transaction.
         """
-        graph_obj = Graph()
-        triples = [tuple(URIRef(t) if isinstance(t, str) and not isinstance(t, Node) else t for t in triple) for triple in triples]
-        conf = None
-        if confidence is not None:
-            conf = _array("confidence", confidence, np.float64, len(triples)).tolist()
-        for triple in triples:
-            if len(triple) != 3:
-                raise KGError(f"add_triples: expected (subject, predicate, object), got {triple!r}")
-            graph_obj.add(triple)
-        return self._write_graph(graph_obj, graph, dict(zip(triples, conf)) if conf else None, replace=replace)
+        return self.replace_graphs({graph: (triples, confidence)}, replace=replace)[graph]
 
-    def _write_graph(self, graph_obj: Graph, graph: str, confidence: dict | None, replace: bool) -> int:
-        columns = ("graph", "s", "s_kind", "p", "o", "o_kind", "o_datatype", "o_lang", "confidence")
-        rows = []
-        for s, p, o in graph_obj:
-            (sv, sk, _, _), (ov, ok, od, ol) = term_to_row(s), term_to_row(o)
-            rows.append((graph, sv, sk, str(p), ov, ok, od, ol, confidence.get((s, p, o)) if confidence else None))
+    def replace_graphs(self, graphs: dict[str, tuple[Iterable[tuple], Sequence[float] | None]],
+                       replace: bool = True) -> dict[str, int]:
+        """Write several named graphs (graph -> (triples, confidences or None)) in one transaction, each
+        replacing the graph's previous facts when ``replace``. Every term is checked first. Returns
+        the number of triples new to each graph."""
+        checked: dict[str, tuple[list, list[float] | None]] = {}
+        for graph, (triples, confidence) in graphs.items():
+            to_ox(graph)
+            rows = []
+            for triple in triples:
+                if len(triple) != 3:
+                    raise KGError(f"add_triples: expected (subject, predicate, object), got {triple!r}")
+                rows.append(tuple(to_ox(t) for t in triple))
+            conf = None if confidence is None else as_array("confidence", confidence, np.float64, len(rows)).tolist()
+            checked[graph] = (rows, conf)
+        added = {}
         with self.engine.begin() as conn:
-            if replace:
-                conn.execute(delete(Triple).where(Triple.graph == graph))
-            before = conn.execute(select(func.count()).select_from(Triple).where(Triple.graph == graph)).scalar_one()
-            for start in range(0, len(rows), self.batch_size):
-                self._insert_rows(conn, Triple.__table__, columns, rows[start : start + self.batch_size], ignore=True)
-            self._upsert_entities(conn, graph_obj)
-            self._bump(conn, graph)
-            after = conn.execute(select(func.count()).select_from(Triple).where(Triple.graph == graph)).scalar_one()
-        return after - before
+            for graph, (rows, conf) in checked.items():
+                if replace:
+                    conn.execute(delete(Triple).where(Triple.graph == graph))
+                before = loading.graph_counts(conn, [graph])[graph]
+                loading.write_triples(conn, rows, graph, conf, self.batch_size)
+                added[graph] = loading.graph_counts(conn, [graph])[graph] - before
+                if replace or added[graph]:
+                    bump(conn, graph)
+        return added
 
-    def _upsert_entities(self, conn: Connection, graph_obj: Graph) -> None:
-        # An entity is an IRI that the KG labels or types: what alignments may point at.
-        labels: dict[str, str | None] = {}
-        for s in set(graph_obj.subjects(RDF.type)) | set(graph_obj.subjects(RDFS.label)):
-            if isinstance(s, URIRef):
-                found = sorted(graph_obj.objects(s, RDFS.label), key=lambda l: (getattr(l, "language", None) not in (None, "en"), str(l)))
-                labels[str(s)] = str(found[0]) if found else None
-        if not labels:
-            return
-        existing = dict(conn.execute(select(Entity.iri, Entity.label).where(Entity.iri.in_(list(labels)))).all())
-        new = [(iri, label) for iri, label in labels.items() if iri not in existing]
-        self._insert_rows(conn, Entity.__table__, ("iri", "label"), new)
-        for iri, label in labels.items():
-            if iri in existing and label is not None and existing[iri] != label:
-                conn.execute(update(Entity).where(Entity.iri == iri).values(label=label))
+    def export(self, format: str = "turtle", run_id: int | None = None, path: str | Path | None = None) -> str | None:
+        """Serialize the whole store (KG graphs and complete runs) or one run.
 
-    def export(self, format: str = "turtle", run_id: int | None = None, path: str | Path | None = None) -> str:
-        """Serialize the whole store (KG graphs and runs) or one run as Turtle or N-Triples.
-
-        Returns the text, and also writes it to ``path`` when given.
+        ``format``: ``turtle`` or ``nt`` (one graph), ``nquads`` or ``trig`` (named graphs kept). With
+        ``path`` the output streams to that file and None is returned; else the text is returned.
         """
-        tail = graph_tail(None)
+        _, named = output_format(format)
         with self.engine.connect() as conn:
             if run_id is not None:
-                self._check_run(conn, run_id)
+                check_run(conn, run_id)
                 graphs = [vocab.run_iri(run_id)]
             else:
                 graphs = sorted(g for (g,) in conn.execute(select(GraphVersion.graph)))
-            text = serialize_lines((line for g in graphs for line in self._lines(conn, g, tail)), format)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+            lines = (line for g in graphs for line in self._lines(conn, g, graph_tail(g if named else None)))
+            if path is not None:
+                with open(path, "wb") as out:
+                    serialize_lines(lines, format, out)
+                return None
+            buffer = io.BytesIO()
+            serialize_lines(lines, format, buffer)
+        return buffer.getvalue().decode("utf-8")
 
     # -- runs and symbols --------------------------------------------------------------------------
-    def create_run(
-        self,
-        name: str,
-        config: dict,
-        seed: int,
-        code_version: str,
-        checkpoint_path: str | None = None,
-        checkpoint_hash: str | None = None,
-    ) -> int:
-        """Record a run (what produced the symbols); returns its id."""
+    def create_run(self, name: str, config: dict, seed: int, code_version: str, checkpoint_path: str | None = None,
+                   checkpoint_hash: str | None = None, complete: bool = True) -> int:
+        """Record a run (what produced the symbols); returns its id. A run written by several calls
+        should be created with ``complete=False`` and finished with ``finish_run`` (or use
+        ``writing_run``): until then it is hidden."""
+        return symbols.create_run(self.engine, name, config, seed, code_version, checkpoint_path, checkpoint_hash, complete)
+
+    def finish_run(self, run_id: int) -> None:
+        """Mark a run complete: from now on the view, listings and exports show it."""
+        symbols.set_complete(self.engine, run_id, True)
+
+    def reopen_run(self, run_id: int) -> None:
+        """Mark a run incomplete (hidden) while more of it is written; ``finish_run`` shows it again."""
+        symbols.set_complete(self.engine, run_id, False)
+
+    @contextmanager
+    def writing_run(self, name: str, config: dict, seed: int, code_version: str,
+                    checkpoint_path: str | None = None, checkpoint_hash: str | None = None) -> Iterator[int]:
+        """Create a hidden run, yield its id, and mark it complete when the block ends without error;
+        on an error the run is deleted again (a killed process leaves it hidden, for ``prune_runs``)."""
+        run_id = self.create_run(name, config, seed, code_version, checkpoint_path, checkpoint_hash, complete=False)
         try:
-            config = json.loads(json.dumps(config))
-        except (TypeError, ValueError) as exc:
-            raise KGError(f"create_run: config is not JSON-serialisable: {exc}") from None
-        with self.engine.begin() as conn:
-            run_id = conn.execute(
-                insert(Run).values(
-                    name=str(name), config=config, seed=int(seed), code_version=str(code_version),
-                    checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
-                    checkpoint_hash=checkpoint_hash,
-                )
-            ).inserted_primary_key[0]
-            self._bump(conn, vocab.run_iri(run_id))
-        return int(run_id)
+            yield run_id
+        except BaseException:
+            symbols.delete_runs(self.engine, [run_id])
+            raise
+        self.finish_run(run_id)
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run with its codes, assignments, alignments and rule graphs (SQL and view)."""
+        symbols.delete_runs(self.engine, [run_id])
+
+    def prune_runs(self) -> list[int]:
+        """Delete every incomplete run (left by a killed writer); returns their ids."""
+        return symbols.delete_runs(self.engine, incomplete=True)
 
     def add_codes(self, run_id: int, index, norm, usage) -> None:
         """Record a run's codebook entries: code ``index`` (K,), vector ``norm`` (K,), ``usage`` (K,)."""
-        index = _array("index", index, np.int64)
-        norm = _array("norm", norm, np.float64, len(index))
-        usage = _array("usage", usage, np.float64, len(index))
-        if len(np.unique(index)) != len(index):
-            raise KGError("add_codes: index holds duplicates")
-        rows = [(int(run_id), i, n, u) for i, n, u in zip(index.tolist(), norm.tolist(), usage.tolist())]
-        with self.engine.begin() as conn:
-            self._check_run(conn, run_id)
-            try:
-                self._insert_rows(conn, Code.__table__, ("run_id", "idx", "norm", "usage"), rows)
-            except IntegrityError:
-                raise KGError(f"add_codes: run {run_id} already has some of these codes") from None
-            self._bump(conn, vocab.run_iri(run_id))
+        symbols.add_codes(self.engine, run_id, index, norm, usage)
 
     def add_inputs(self, dataset: str, split: str, keys: Sequence[str]) -> np.ndarray:
         """Register inputs by (dataset, split, key); returns their ids (int64, one per key, in order).
 
         Idempotent: keys already present keep their ids.
         """
-        keys = [str(k) for k in keys]
-        with self.engine.begin() as conn:
-            known = dict(conn.execute(select(Input.key, Input.id).where(Input.dataset == dataset, Input.split == split)).all())
-            next_id = (conn.execute(select(func.max(Input.id))).scalar_one() or 0) + 1
-        unique = list(dict.fromkeys(keys))
-        new_keys = [k for k in unique if k not in known] if known else unique
-        new_ids = range(next_id, next_id + len(new_keys))
-        rows = list(zip(new_ids, [dataset] * len(new_keys), [split] * len(new_keys), new_keys))
-        for start in range(0, len(rows), self.batch_size):
-            with self.engine.begin() as conn:
-                self._insert_rows(conn, Input.__table__, ("id", "dataset", "split", "key"), rows[start : start + self.batch_size])
-        if not known and len(unique) == len(keys):
-            # All keys new and distinct: their ids are consecutive, no lookup needed.
-            return np.arange(next_id, next_id + len(keys), dtype=np.int64)
-        known.update(zip(new_keys, new_ids))
-        return np.fromiter((known[k] for k in keys), dtype=np.int64, count=len(keys))
+        return symbols.add_inputs(self.engine, dataset, split, keys, self.batch_size)
 
     def add_assignments(self, run_id: int, input_ids, slot, code, confidence, rank=None) -> int:
         """Record the symbols of a run, one row per (input, slot, rank); all arrays have shape (N,).
 
         ``rank`` (default 0 everywhere) numbers top-k alternatives; rank 0 is the top symbol. Written in
-        batches of ``batch_size`` rows, one transaction each; if a batch fails, the batches of this call
-        already written are deleted again, so a call lands whole or not at all. Returns N.
+        batches of ``batch_size`` rows inside one transaction: a call lands whole or not at all. Returns N.
         """
-        input_ids = _array("input_ids", input_ids, np.int64)
-        n = len(input_ids)
-        slot = _array("slot", slot, np.int64, n)
-        code = _array("code", code, np.int64, n)
-        confidence = _array("confidence", confidence, np.float64, n)
-        rank = np.zeros(n, dtype=np.int64) if rank is None else _array("rank", rank, np.int64, n)
-        if n and (slot.min() < 0 or rank.min() < 0):
-            raise KGError("add_assignments: slot and rank must be >= 0")
-        if n and (confidence.min() < 0 or confidence.max() > 1):
-            raise KGError("add_assignments: confidence must lie in [0, 1]")
-        with self.engine.connect() as conn:
-            self._check_run(conn, run_id)
-            codes = np.array([c for (c,) in conn.execute(select(Code.idx).where(Code.run_id == int(run_id)))], dtype=np.int64)
-        missing = np.setdiff1d(np.unique(code), codes)
-        if missing.size:
-            raise KGError(f"add_assignments: run {run_id} has no codes {missing[:5].tolist()} (add_codes first)")
-        columns = ("run_id", "input_id", "slot", "rank", "code", "confidence")
-        run_col = [int(run_id)] * min(n, self.batch_size)
-        written: list[tuple[int, int]] = []
-        try:
-            for start in range(0, n, self.batch_size):
-                stop = min(start + self.batch_size, n)
-                rows = list(zip(run_col, input_ids[start:stop].tolist(), slot[start:stop].tolist(),
-                                rank[start:stop].tolist(), code[start:stop].tolist(), confidence[start:stop].tolist()))
-                with self.engine.begin() as conn:
-                    self._insert_rows(conn, Assignment.__table__, columns, rows)
-                    self._bump(conn, vocab.run_iri(run_id))
-                written.append((start, stop))
-        except IntegrityError as exc:
-            self._undo_assignments(run_id, input_ids, slot, rank, written)
-            reason = str(exc.orig).splitlines()[0] if exc.orig else "constraint violated"
-            raise KGError(f"add_assignments: run {run_id}: {reason} (unknown input id or duplicate (input, slot, rank)); nothing written") from None
-        except BaseException:
-            self._undo_assignments(run_id, input_ids, slot, rank, written)
-            raise
-        return n
-
-    def _undo_assignments(self, run_id, input_ids, slot, rank, written) -> None:
-        for start, stop in written:
-            keys = list(zip([int(run_id)] * (stop - start), input_ids[start:stop].tolist(), slot[start:stop].tolist(), rank[start:stop].tolist()))
-            with self.engine.begin() as conn:
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("DELETE FROM assignment WHERE run_id=? AND input_id=? AND slot=? AND rank=?", keys)
-                else:
-                    statement = delete(Assignment).where(
-                        Assignment.run_id == bindparam("r"), Assignment.input_id == bindparam("i"),
-                        Assignment.slot == bindparam("s"), Assignment.rank == bindparam("k"),
-                    )
-                    conn.execute(statement, [{"r": r, "i": i, "s": s, "k": k} for r, i, s, k in keys])
-                self._bump(conn, vocab.run_iri(run_id))
+        return symbols.add_assignments(self.engine, run_id, input_ids, slot, code, confidence, rank, self.batch_size)
 
     def add_alignments(self, run_id: int, code, entity_iri: Sequence[str], confidence, method: str) -> None:
         """Map codes of a run to KG entities: ``code`` (M,), ``entity_iri`` (M,), ``confidence`` (M,).
 
         A code's concept (``skos:exactMatch``/``closeMatch``, ``ns:entity`` and ``ns:hasConcept`` in the
         view) is its most confident alignment over all methods. Re-adding a (code, entity, method)
-        replaces its confidence.
+        replaces its confidence. One transaction.
         """
-        code = _array("code", code, np.int64)
-        confidence = _array("confidence", confidence, np.float64, len(code))
-        entity_iri = [str(e) for e in entity_iri]
-        if len(entity_iri) != len(code):
-            raise KGError(f"entity_iri: expected {len(code)} values (one per code), got {len(entity_iri)}")
-        method = str(method)
-        with self.engine.begin() as conn:
-            self._check_run(conn, run_id)
-            ids = dict(conn.execute(select(Entity.iri, Entity.id).where(Entity.iri.in_(set(entity_iri)))).all())
-            unknown = sorted(set(entity_iri) - set(ids))
-            if unknown:
-                raise UnknownEntityError(f"add_alignments: unknown entities {unknown[:3]} (load the KG that defines them first)")
-            codes = {c for (c,) in conn.execute(select(Code.idx).where(Code.run_id == int(run_id)))}
-            missing = sorted(set(code.tolist()) - codes)
-            if missing:
-                raise KGError(f"add_alignments: run {run_id} has no codes {missing[:5]} (add_codes first)")
-            rows = [(int(run_id), c, ids[e], method, conf) for c, e, conf in zip(code.tolist(), entity_iri, confidence.tolist())]
-            for r, c, e, m, _ in rows:
-                conn.execute(delete(Alignment).where(Alignment.run_id == r, Alignment.code == c, Alignment.entity_id == e, Alignment.method == m))
-            self._insert_rows(conn, Alignment.__table__, ("run_id", "code", "entity_id", "method", "confidence"), rows)
-            self._choose_concepts(conn, int(run_id))
-            self._bump(conn, vocab.run_iri(run_id))
-
-    def _choose_concepts(self, conn: Connection, run_id: int) -> None:
-        best: dict[int, tuple[float, int]] = {}
-        for c, e, conf in conn.execute(select(Alignment.code, Alignment.entity_id, Alignment.confidence).where(Alignment.run_id == run_id)):
-            if c not in best or (conf, -e) > (best[c][0], -best[c][1]):
-                best[c] = (conf, e)
-        conn.execute(update(Code).where(Code.run_id == run_id).values(entity_id=None, entity_confidence=None))
-        for c, (conf, e) in best.items():
-            conn.execute(update(Code).where(Code.run_id == run_id, Code.idx == c).values(entity_id=e, entity_confidence=conf))
+        symbols.add_alignments(self.engine, run_id, code, entity_iri, confidence, method)
 
     # -- RDF view and SPARQL -----------------------------------------------------------------------
     def _versions(self) -> dict[str, int]:
@@ -433,7 +262,8 @@ class Store:
     def _lines(self, conn: Connection, graph: str, tail: str):
         rest = graph[len(vocab.RUN_BASE):] if graph.startswith(vocab.RUN_BASE) else ""
         if rest.isdigit():
-            if conn.execute(select(Run.id).where(Run.id == int(rest))).first() is None:
+            run = conn.execute(select(Run.complete).where(Run.id == int(rest))).first()
+            if run is None or not run.complete:  # an unfinished run is not shown anywhere
                 return iter(())
             return run_lines(conn, int(rest), tail, self.batch_size)
         return kg_lines(conn, graph, tail)
@@ -444,7 +274,8 @@ class Store:
             return self.view.sync(self.store_id, self._versions(), lambda g: self._lines(conn, g, graph_tail(g)))
 
     def rebuild_rdf(self) -> list[str]:
-        """Rebuild the whole RDF view from SQL; returns the graphs loaded."""
+        """Rebuild the whole RDF view from SQL into a new directory and switch to it; returns the graphs
+        loaded. Stored triples the view refuses are skipped and listed in ``self.view.skipped``."""
         with self.engine.connect() as conn:
             return self.view.rebuild(self.store_id, self._versions(), lambda g: self._lines(conn, g, graph_tail(g)))
 
@@ -458,6 +289,13 @@ class Store:
         if self.auto_sync:
             self.sync_rdf()
         return run_query(self.view, query, bindings)
+
+    def counts(self) -> tuple[int, int]:
+        """(triples the SQL tables describe, quads in the RDF view) after a sync: equal in a healthy store."""
+        self.sync_rdf()
+        with self.engine.connect() as conn:
+            sql = sum(1 for g in self._versions() for line in self._lines(conn, g, graph_tail(g)) for _ in line.splitlines())
+        return sql, len(self.view)
 
     # -- answers computed in SQL ---------------------------------------------------------------------
     def count_inputs_in_class(self, class_iri: str, min_confidence: float = 0.0, run_id: int | None = None) -> int:
@@ -477,28 +315,13 @@ class Store:
             return answers.top_inputs(conn, str(entity_iri), int(k), run_id)
 
     # -- listings ----------------------------------------------------------------------------------
-    def runs(self) -> list[dict]:
-        """All runs as dicts (id, name, config, seed, code_version, checkpoint_path, checkpoint_hash, created)."""
-        with self.engine.connect() as conn:
-            return [
-                {"id": r.id, "name": r.name, "config": r.config, "seed": r.seed, "code_version": r.code_version,
-                 "checkpoint_path": r.checkpoint_path, "checkpoint_hash": r.checkpoint_hash,
-                 "created": r.created.isoformat() if r.created else None}
-                for r in conn.execute(select(Run).order_by(Run.id))
-            ]
+    def runs(self, include_incomplete: bool = False) -> list[dict]:
+        """Complete runs (all with ``include_incomplete``) as dicts (id, name, config, seed, code_version,
+        checkpoint_path, checkpoint_hash, created, complete)."""
+        return symbols.list_runs(self.engine, include_incomplete)
 
     def entities(self) -> list[tuple[str, str | None]]:
         """All KG entities as (IRI, label)."""
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(select(Entity.iri, Entity.label).order_by(Entity.id))]
 
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint, much faster commits
-    # Bulk inserts land in indexes out of key order; a page cache that holds them (up to 256 MiB,
-    # allocated only as used) halves the insert time of a million assignments against the 2 MiB default.
-    cursor.execute("PRAGMA cache_size=-262144")
-    cursor.close()

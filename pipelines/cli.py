@@ -12,6 +12,8 @@ import importlib
 
 import click
 
+from pipelines.commands.kg import STORE_HELP, VIEW_DIR_HELP
+
 # Each module in pipelines/commands exposes COMMANDS, a list of click commands or groups.
 COMMAND_MODULES = ("train", "kg", "run", "serve", "report", "sample")
 
@@ -32,9 +34,12 @@ class ErrorReportingGroup(click.Group):
 
 @click.group(cls=ErrorReportingGroup)
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.option("--store", default=None, metavar="PATH_OR_URL", help=STORE_HELP + " Also accepted after the subcommand.")
+@click.option("--view-dir", default=None, metavar="DIR", help=VIEW_DIR_HELP)
 @click.version_option(package_name="neurosym")
-def main(debug: bool) -> None:
+def main(debug: bool, store: str | None, view_dir: str | None) -> None:
     """neurosym: discrete concept layers bridged to a knowledge graph."""
+    # Subcommands read --store/--view-dir from here when not given after them (pipelines.commands.kg).
 
 
 for _name in COMMAND_MODULES:

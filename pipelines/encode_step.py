@@ -72,32 +72,32 @@ def encode(config: ExperimentConfig, prepared: PreparedTask, run_dir: str | Path
     target = select_device(device)
     model.to(target)
     checkpoint = run_dir / "checkpoint.pt"
-    run_id = store.create_run(
-        config.name, to_dict(config), config.train.seed, code_version(), str(checkpoint.resolve()), file_hash(checkpoint)
-    )
     layer = model.concept
     table = layer.embedding if hasattr(layer, "embedding") else layer.codebook
     num_codes = config.model.concept.num_codes
     splits: dict[str, EncodedSplit] = {}
     usage = np.zeros(num_codes)
     top_k = min(config.steps.top_k, num_codes)
-    assignment_rows = []  # per split: (input id, slot, rank, code, probability), each [N * S * k]
-    for name, data, keys in (("train", prepared.train, prepared.train_keys), ("test", prepared.test, prepared.test_keys)):
-        codes, log_probs = encode_codes(model, data.inputs, target)
-        probs = log_probs.exp()
-        top_p, top_c = probs.topk(top_k, dim=-1)  # (N, S, k)
-        input_ids = store.add_inputs(config.task.dataset, name, keys)
-        splits[name] = EncodedSplit(keys, input_ids, codes.numpy(), top_p[..., 0].numpy(), log_probs.numpy())
-        usage += np.bincount(codes.reshape(-1).numpy(), minlength=num_codes)
-        n, slots, _ = top_c.shape
-        grid = np.meshgrid(np.arange(n), np.arange(slots), np.arange(top_k), indexing="ij")
-        assignment_rows.append((input_ids[grid[0]].ravel(), grid[1].ravel(), grid[2].ravel(),
-                                top_c.numpy().ravel(), top_p.numpy().clip(0, 1).ravel()))
-    store.add_codes(run_id, np.arange(num_codes), table.detach().float().norm(dim=-1).cpu().numpy(), usage / usage.sum())
-    for ids, slot, rank, code, confidence in assignment_rows:
-        store.add_assignments(run_id, ids, slot, code, confidence, rank=rank)
-    members, labels = prepared.test_tuples(config)
-    write_tuples(store, config.task.dataset, splits["test"], members.numpy())
+    # The run stays hidden until everything below is written: a killed encode leaves no half run.
+    with store.writing_run(config.name, to_dict(config), config.train.seed, code_version(),
+                           str(checkpoint.resolve()), file_hash(checkpoint)) as run_id:
+        assignment_rows = []  # per split: (input id, slot, rank, code, probability), each [N * S * k]
+        for name, data, keys in (("train", prepared.train, prepared.train_keys), ("test", prepared.test, prepared.test_keys)):
+            codes, log_probs = encode_codes(model, data.inputs, target)
+            probs = log_probs.exp()
+            top_p, top_c = probs.topk(top_k, dim=-1)  # (N, S, k)
+            input_ids = store.add_inputs(config.task.dataset, name, keys)
+            splits[name] = EncodedSplit(keys, input_ids, codes.numpy(), top_p[..., 0].numpy(), log_probs.numpy())
+            usage += np.bincount(codes.reshape(-1).numpy(), minlength=num_codes)
+            n, slots, _ = top_c.shape
+            grid = np.meshgrid(np.arange(n), np.arange(slots), np.arange(top_k), indexing="ij")
+            assignment_rows.append((input_ids[grid[0]].ravel(), grid[1].ravel(), grid[2].ravel(),
+                                    top_c.numpy().ravel(), top_p.numpy().clip(0, 1).ravel()))
+        store.add_codes(run_id, np.arange(num_codes), table.detach().float().norm(dim=-1).cpu().numpy(), usage / usage.sum())
+        for ids, slot, rank, code, confidence in assignment_rows:
+            store.add_assignments(run_id, ids, slot, code, confidence, rank=rank)
+        members, labels = prepared.test_tuples(config)
+        write_tuples(store, config.task.dataset, splits["test"], members.numpy())
     return EncodedRun(run_id, splits, members.numpy(), labels.numpy())
 
 

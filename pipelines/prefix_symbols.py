@@ -33,12 +33,16 @@ def prefix_assignments(prefix: DiscretePrefix, input_id: int) -> dict[str, np.nd
 def write_prefix_symbols(store: Store, run_id: int, prefix: DiscretePrefix, key: str = "prefix") -> int:
     """Register the anchors as run ``run_id``'s codes and the prefix's symbols as its assignments.
 
-    Returns the number of assignments written (P).
+    Returns the number of assignments written (P). The run is hidden while they are written and
+    shown again at the end, so a kill half-way leaves no half-written run in sight.
     """
     with torch.no_grad():
         anchors = prefix.anchors.detach().float().cpu()
         codes, _ = prefix.symbols()
     counts = torch.bincount(codes.cpu(), minlength=anchors.shape[0]).double()
+    store.reopen_run(run_id)
     store.add_codes(run_id, np.arange(anchors.shape[0]), anchors.norm(dim=-1).numpy(), (counts / counts.sum()).numpy())
     (input_id,) = store.add_inputs(PREFIX_DATASET, PREFIX_SPLIT, [key])
-    return store.add_assignments(run_id, **prefix_assignments(prefix, int(input_id)))
+    written = store.add_assignments(run_id, **prefix_assignments(prefix, int(input_id)))
+    store.finish_run(run_id)
+    return written

@@ -2,8 +2,8 @@
 
 Each rule's derived triples go to their own named graph, ``graph:rules/run-{id}/{rule_id}``
 (``graph:rules/{rule_id}`` without a run), with the derivation's confidence in SQL. The fixpoint is
-computed before anything is written, so a bad rule set leaves the store unchanged; applying the
-same rules again replaces each rule's graph in one transaction.
+computed before anything is written, and all graphs are written in one transaction, so a bad rule set
+or a kill leaves the store unchanged; applying the same rules again replaces each rule's graph.
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ def apply_rules(store: Store, paths: list[str | Path], run_id: int | None = None
     by_rule: dict[str, list] = {rule.id: [] for rule in rules}
     for s, p, o, confidence, rule_id in result.derived:
         by_rule[rule_id].append((s, p, o, confidence))
-    # Everything is derived before anything is written: a failing rule set leaves the store as it was.
-    for rule_id, facts in by_rule.items():
-        store.add_triples([(s, p, o) for s, p, o, _ in facts], graph=rules_graph(rule_id, run_id),
-                          confidence=[c for *_, c in facts], replace=True)
+    # Everything is derived before anything is written, and all rules' graphs are written in one
+    # transaction: a failing rule set or a killed process leaves the store as it was.
+    store.replace_graphs({
+        rules_graph(rule_id, run_id): ([(s, p, o) for s, p, o, _ in facts], [c for *_, c in facts])
+        for rule_id, facts in by_rule.items()
+    })
     return RulesOutcome(len(result.derived), {k: len(v) for k, v in by_rule.items()}, result.iterations, result.seconds)

@@ -1,34 +1,58 @@
-"""``neurosym kg ...`` (load, export, rebuild the RDF view, list runs) and ``neurosym query``.
+"""``neurosym kg ...`` (load, export, rebuild the RDF view, list runs), ``neurosym runs ...`` (delete,
+prune) and ``neurosym query``.
 
-Each command opens the store named by ``--store`` (or ``$NEUROSYM_STORE``), calls one ``kg.store.Store``
-method and prints its result; errors are ``ValueError``s that the top-level group prints as one line.
+Each command opens the store named by ``--store`` (before or after the subcommand, or
+``$NEUROSYM_STORE``), calls one ``kg.store.Store`` method and prints its result; errors are
+``ValueError``s that the top-level group prints as one line.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import warnings
 from pathlib import Path
 
 import click
 from rdflib import Graph
 from rdflib.util import from_n3
 
-from kg.rdf_io import bind_prefixes
+from kg.engine import StoreLocation, store_url
+from kg.loading import FORMATS, IllTypedLiteralWarning
+from kg.rdf_io import OUTPUT_FORMATS, bind_prefixes
+from kg.rdf_view import ViewBusyError
 from kg.sparql import RESULT_FORMATS
 from kg.store import Store
 
 DEFAULT_STORE = "runs/neurosym.sqlite"
+STORE_HELP = "Store to use: a SQLite file path or any SQLAlchemy URL (env NEUROSYM_STORE; default runs/neurosym.sqlite)."
+VIEW_DIR_HELP = ("Folder of the store's RDF view (env NEUROSYM_VIEW_DIR; default: beside a SQLite file, "
+                 "~/.cache/neurosym/views/<store id> for a server).")
 
-store_option = click.option(
-    "--store",
-    "store",
-    default=DEFAULT_STORE,
-    envvar="NEUROSYM_STORE",
-    show_default=True,
-    metavar="PATH_OR_URL",
-    help="Store to use: a SQLite file path or any SQLAlchemy URL (env NEUROSYM_STORE).",
-)
-"""The shared ``--store PATH_OR_URL`` option; the command receives it as the ``store`` argument."""
+
+def _remember_view_dir(ctx: click.Context, _param, value):
+    if value:
+        ctx.meta["neurosym.view_dir"] = value
+    return value
+
+
+def resolve_store(ctx: click.Context, _param, value) -> StoreLocation:
+    """The store named after the subcommand, else before it (``neurosym --store X kg load``), else the
+    environment, else the default; it carries ``--view-dir`` along."""
+    root = ctx.find_root()
+    target = value or root.params.get("store") or os.environ.get("NEUROSYM_STORE") or DEFAULT_STORE
+    view_dir = ctx.meta.get("neurosym.view_dir") or root.params.get("view_dir") or os.environ.get("NEUROSYM_VIEW_DIR")
+    return StoreLocation(target, view_dir)
+
+
+def store_option(command):
+    """The shared ``--store PATH_OR_URL`` and ``--view-dir DIR`` options; the command receives the store
+    as its ``store`` argument (a ``StoreLocation``, which ``Store.open`` reads the view folder from)."""
+    command = click.option("--store", "store", default=None, metavar="PATH_OR_URL", callback=resolve_store,
+                           help=STORE_HELP)(command)
+    return click.option("--view-dir", default=None, metavar="DIR", expose_value=False, is_eager=True,
+                        callback=_remember_view_dir, help=VIEW_DIR_HELP)(command)
 
 
 @click.group("kg")
@@ -36,29 +60,56 @@ def kg_group() -> None:
     """Knowledge store: load and export RDF, rebuild the RDF view, list runs."""
 
 
+def _new_sqlite_file(store: str) -> Path | None:
+    """The SQLite file ``store`` names if it does not exist yet (so that a failed load can remove it)."""
+    _, sqlite_file = store_url(store)
+    return sqlite_file if sqlite_file is not None and not sqlite_file.exists() else None
+
+
 @kg_group.command("load")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--graph", default=None, help="Named graph IRI to load into (default graph:kg).")
-@click.option("--format", "fmt", default=None, type=click.Choice(["turtle", "nt", "json-ld", "xml"]),
+@click.option("--graph", default=None, help="Named graph IRI for default-graph triples (default graph:kg).")
+@click.option("--format", "fmt", default=None, type=click.Choice(list(FORMATS)),
               help="RDF format (default: from each file's extension).")
 @store_option
-def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store: str) -> None:
-    """Load RDF FILES (Turtle, N-Triples, JSON-LD, RDF/XML) into the store: all files or nothing."""
-    with Store.open(store) as st:
-        added = st.load_rdf(files, graph=graph, format=fmt)
-        st.sync_rdf()
+def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store: StoreLocation) -> None:
+    """Load RDF FILES (Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD) into the store: all files or nothing."""
+    created = _new_sqlite_file(store)
+    try:
+        with Store.open(store) as st, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", IllTypedLiteralWarning)
+            try:
+                st.sync_rdf()  # a current view is fed the new triples while SQL takes them
+                busy = False
+            except ViewBusyError:
+                busy = True
+            added = st.load_rdf(files, graph=graph, format=fmt)
+            for warning in caught:
+                click.echo(f"warning: {warning.message}", err=True)
+            if busy:
+                click.echo(f"loaded {added} new triples from {len(files)} file(s) into {store} (SQL); the RDF view is "
+                           "held by another process (a 'neurosym serve'?), which shows them from its next query on")
+                return
+            st.sync_rdf()
+    except BaseException:
+        if created is not None:  # a load that failed on a new store leaves no empty store behind
+            for leftover in (created, created.with_name(created.name + "-wal"), created.with_name(created.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+            shutil.rmtree(created.with_suffix(".oxigraph"), ignore_errors=True)
+        raise
     click.echo(f"loaded {added} new triples from {len(files)} file(s) into {store}")
 
 
 @kg_group.command("export")
-@click.option("--format", "fmt", default="turtle", show_default=True, type=click.Choice(["turtle", "nt"]))
+@click.option("--format", "fmt", default="turtle", show_default=True, type=click.Choice(list(OUTPUT_FORMATS)),
+              help="turtle/nt: one graph; nquads/trig: named graphs kept.")
 @click.option("--run", "run_id", type=int, default=None, help="Export only this run's graph.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file instead of standard output.")
+              help="Write to this file (streamed) instead of standard output.")
 @store_option
-def export(fmt: str, run_id: int | None, output: Path | None, store: str) -> None:
-    """Export the whole store (KG graphs and runs), or one run, as Turtle or N-Triples."""
-    with Store.open(store) as st:
+def export(fmt: str, run_id: int | None, output: Path | None, store: StoreLocation) -> None:
+    """Export the whole store (KG graphs and complete runs), or one run."""
+    with Store.open(store, shared_view=True) as st:
         text = st.export(format=fmt, run_id=run_id, path=output)
     if output is None:
         click.echo(text, nl=False)
@@ -68,20 +119,58 @@ def export(fmt: str, run_id: int | None, output: Path | None, store: str) -> Non
 
 @kg_group.command("rebuild")
 @store_option
-def rebuild(store: str) -> None:
-    """Rebuild the RDF view from SQL (it is derived data; this is always safe)."""
+def rebuild(store: StoreLocation) -> None:
+    """Rebuild the RDF view from SQL into a new folder and switch to it (derived data: always safe)."""
     with Store.open(store) as st:
         graphs = st.rebuild_rdf()
+        skipped = st.view.skipped
     click.echo(f"rebuilt the RDF view: {len(graphs)} graph(s)")
+    if skipped:
+        click.echo(f"warning: skipped {len(skipped)} stored triple(s) that the RDF view refuses, e.g. {skipped[0]}", err=True)
 
 
 @kg_group.command("runs")
+@click.option("--all", "show_all", is_flag=True, help="Also list incomplete runs (written by a command that did not finish).")
 @store_option
-def runs(store: str) -> None:
+def runs(show_all: bool, store: StoreLocation) -> None:
     """List the runs in the store as JSON lines."""
     with Store.open(store) as st:
-        for run in st.runs():
+        for run in st.runs(include_incomplete=show_all):
             click.echo(json.dumps(run, sort_keys=True))
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Remove runs from the store (SQL and RDF view together)."""
+
+
+@runs_group.command("delete")
+@click.argument("run_ids", nargs=-1, required=True, type=int)
+@store_option
+def delete_runs(run_ids: tuple[int, ...], store: StoreLocation) -> None:
+    """Delete runs RUN_IDS with their codes, assignments, alignments and rule graphs."""
+    with Store.open(store) as st:
+        for run_id in run_ids:
+            st.delete_run(run_id)
+        _sync_or_say(st)
+    click.echo(f"deleted run(s) {', '.join(map(str, run_ids))}")
+
+
+@runs_group.command("prune")
+@store_option
+def prune_runs(store: StoreLocation) -> None:
+    """Delete every incomplete run (left by a command that was killed); run it when no encode is running."""
+    with Store.open(store) as st:
+        deleted = st.prune_runs()
+        _sync_or_say(st)
+    click.echo(f"deleted {len(deleted)} incomplete run(s){': ' + ', '.join(map(str, deleted)) if deleted else ''}")
+
+
+def _sync_or_say(st: Store) -> None:
+    try:
+        st.sync_rdf()
+    except ViewBusyError:
+        click.echo("the RDF view is held by another process, which drops the deleted runs at its next query", err=True)
 
 
 def _parse_binding(text: str):
@@ -104,20 +193,21 @@ def _parse_binding(text: str):
 @click.option("--bind", "binds", multiple=True, metavar="NAME=VALUE",
               help="Bind ?NAME to an RDF term in N3 syntax (arith:n7, 0.9, '\"x\"@en'); repeatable.")
 @store_option
-def query(sparql: str | None, query_file: Path | None, fmt: str, binds: tuple[str, ...], store: str) -> None:
+def query(sparql: str | None, query_file: Path | None, fmt: str, binds: tuple[str, ...], store: StoreLocation) -> None:
     """Run a read-only SPARQL query (SELECT, ASK, CONSTRUCT, DESCRIBE) over the store's RDF view.
 
     All project prefixes (ns:, arith:, run:, input:, rdf:, rdfs:, skos:, prov:, xsd:, owl:) are predeclared.
+    Works beside a running 'neurosym serve' on the same store while its view is current.
     """
     if (sparql is None) == (query_file is None):
         raise click.UsageError("give the query either as an argument or with -f FILE")
     text = sparql if sparql is not None else query_file.read_text(encoding="utf-8")
     bindings = dict(_parse_binding(b) for b in binds)
-    with Store.open(store) as st:
+    with Store.open(store, shared_view=True) as st:
         result = st.sparql(text, bindings)
     if fmt == "table" and result.kind == "graph":
         fmt = "turtle"
     click.echo(result.serialize(fmt), nl=False)
 
 
-COMMANDS = [kg_group, query]
+COMMANDS = [kg_group, runs_group, query]

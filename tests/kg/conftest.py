@@ -1,7 +1,16 @@
-"""Fixtures for the knowledge-store tests: a temporary store, the arithmetic KG, a tiny run, the CLI."""
+"""Fixtures for the knowledge-store tests: a temporary store, the arithmetic KG, a tiny run, the CLI.
+
+``store`` is SQLite unless a test asks for ``backend`` "postgresql" (``BOTH_BACKENDS`` parametrises a
+test over both): then it is a fresh database on the throwaway PostgreSQL server that ``.ci/run`` starts
+(``$NEUROSYM_TEST_POSTGRES``), or that this file starts itself when ``initdb`` is installed. Only a
+machine without PostgreSQL skips those cases.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import uuid
 from pathlib import Path
 
 import click
@@ -13,6 +22,51 @@ from kg.vocab import ARITH
 
 ROOT = Path(__file__).resolve().parents[2]
 ARITHMETIC = ROOT / "data" / "arithmetic.ttl"
+sys.path.insert(0, str(ROOT / "tests"))
+import postgres_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of the test server's ``postgres`` database (started here if ``.ci/run`` did not)."""
+    url = os.environ.get("NEUROSYM_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    if postgres_server.find_bin("initdb") is None:
+        pytest.skip("PostgreSQL is not installed (initdb not found)")
+    url, folder = postgres_server.start()
+    try:
+        yield url
+    finally:
+        postgres_server.stop(folder)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def store_target(backend, tmp_path, request) -> str:
+    """Where the test's store lives: a SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield str(tmp_path / "neurosym.sqlite")
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    admin_url = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
 
 
 @pytest.fixture
@@ -21,8 +75,13 @@ def store_path(tmp_path) -> Path:
 
 
 @pytest.fixture
-def store(store_path):
-    with Store.open(store_path) as st:
+def view_dir(tmp_path) -> Path:
+    return tmp_path / "view"
+
+
+@pytest.fixture
+def store(store_target, backend, view_dir):
+    with Store.open(store_target, rdf_path=None if backend == "sqlite" else view_dir) as st:
         yield st
 
 

@@ -1,4 +1,4 @@
-"""The SQL store: schema, bulk writes, validation, and the RDF view following writes."""
+"""The SQL store: schema, bulk writes, validation, and the RDF view following writes (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from kg.errors import KGError, UnknownEntityError, UnknownRunError
 from kg.schema import SCHEMA_VERSION
 from kg.store import Store
 from kg.vocab import ARITH
+from store_backends import BOTH_BACKENDS
 
 ARITHMETIC = Path(__file__).resolve().parents[2] / "data" / "arithmetic.ttl"
 
@@ -41,6 +42,7 @@ def test_in_memory_url_works(tmp_path):
         assert st.view.path is None
 
 
+@BOTH_BACKENDS
 def test_runs_and_entities_listed(run_store):
     (run,) = run_store.runs()
     assert run["name"] == "tiny" and run["config"] == {"lr": 0.1} and run["seed"] == 7
@@ -50,6 +52,7 @@ def test_runs_and_entities_listed(run_store):
     assert str(ARITH.Prime) in entities
 
 
+@BOTH_BACKENDS
 def test_add_inputs_is_idempotent(store):
     first = store.add_inputs("d", "train", ["a", "b", "c"])
     again = store.add_inputs("d", "train", ["c", "x", "a"])
@@ -58,6 +61,7 @@ def test_add_inputs_is_idempotent(store):
     assert store.add_inputs("d", "test", ["a"])[0] not in first
 
 
+@BOTH_BACKENDS
 def test_bulk_assignments_batched(kg_store):
     kg_store.batch_size = 1000
     run = kg_store.create_run("r", {}, 0, "v", None, None)
@@ -70,6 +74,7 @@ def test_bulk_assignments_batched(kg_store):
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM assignment").scalar() == n
 
 
+@BOTH_BACKENDS
 def test_failed_batch_leaves_no_rows(kg_store):
     kg_store.batch_size = 2
     run = kg_store.create_run("r", {}, 0, "v", None, None)
@@ -82,6 +87,7 @@ def test_failed_batch_leaves_no_rows(kg_store):
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM assignment").scalar() == 0
 
 
+@BOTH_BACKENDS
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -101,6 +107,7 @@ def test_assignment_validation(kg_store, change, message):
         kg_store.add_assignments(run, **args)
 
 
+@BOTH_BACKENDS
 def test_unknown_run_and_entity(kg_store):
     with pytest.raises(UnknownRunError, match="unknown run 42"):
         kg_store.add_codes(42, [0], [1.0], [1.0])
@@ -110,6 +117,7 @@ def test_unknown_run_and_entity(kg_store):
         kg_store.add_alignments(run, [0], ["https://example.org/nothing"], [0.9], "m")
 
 
+@BOTH_BACKENDS
 def test_assignments_visible_to_sparql_with_has_concept(run_store):
     rows = run_store.sparql("SELECT ?i ?e WHERE { ?i ns:hasConcept ?e } ORDER BY ?i").rows
     got = {str(i).rsplit("/", 1)[1]: str(e) for i, e in rows}
@@ -132,6 +140,7 @@ def test_view_follows_new_writes_and_survives_reopen(run_store, store_path):
         assert sorted(again.rebuild_rdf()) == sorted(again._versions())
 
 
+@BOTH_BACKENDS
 def test_sql_answers_equal_sparql(run_store):
     prime = URIRef(ARITH.Prime)
     q1 = run_store.sparql(
@@ -149,6 +158,7 @@ def test_sql_answers_equal_sparql(run_store):
     assert run_store.top_inputs(ARITH.n3) == [(str(i), c.toPython()) for i, c in q3]
 
 
+@BOTH_BACKENDS
 def test_add_triples_named_graph_replace(kg_store):
     g = "https://w3id.org/neurosym/graph/rules"
     kg_store.add_triples([(ARITH.n4, "https://w3id.org/neurosym/vocab#square", ARITH.n2)], g, confidence=[0.8])
