@@ -43,7 +43,7 @@ from kg.schema import (
     Run,
     Triple,
 )
-from kg.sparql import SparqlResult, run_query
+from kg.sparql import QueryLimits, SparqlResult, run_query
 
 #: Rows per transaction in bulk writes.
 DEFAULT_BATCH = 100_000
@@ -448,16 +448,17 @@ class Store:
         with self.engine.connect() as conn:
             return self.view.rebuild(self.store_id, self._versions(), lambda g: self._lines(conn, g, graph_tail(g)))
 
-    def sparql(self, query: str, bindings: dict | None = None) -> SparqlResult:
+    def sparql(self, query: str, bindings: dict | None = None, limits: QueryLimits | None = None) -> SparqlResult:
         """Run a read-only SPARQL query (SELECT, ASK, CONSTRUCT, DESCRIBE) over the RDF view.
 
         ``bindings`` maps variable names to values (rdflib terms, or Python str/int/float/bool as
         literals; pass ``URIRef`` for IRIs); they are substituted, never pasted into the text. All
-        project prefixes (``ns:``, ``arith:``, ``skos:``, ...) are predeclared.
+        project prefixes (``ns:``, ``arith:``, ``skos:``, ...) are predeclared. ``limits`` bound its size,
+        nesting, time and SERVICE calls (default ``QueryLimits()``: 60 s, no SERVICE; see kg/query_guard.py).
         """
         if self.auto_sync:
             self.sync_rdf()
-        return run_query(self.view, query, bindings)
+        return run_query(self.view, query, bindings, limits)
 
     # -- answers computed in SQL ---------------------------------------------------------------------
     def count_inputs_in_class(self, class_iri: str, min_confidence: float = 0.0, run_id: int | None = None) -> int:
