@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -110,6 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug or a store failure: answer, do not drop the connection
             return self._error(HttpError(500, f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]))
         self._send(200, media, body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own refusals (malformed request line 400, 414, 431, 501, 505): one line too.
+        self.close_connection = True
+        self._send(code, TEXT, f"{message or HTTPStatus(code).phrase}\n".encode(), {"Connection": "close"})
 
     def _error(self, exc: HttpError) -> None:
         self._send(exc.status, TEXT, (exc.message + "\n").encode("utf-8"), exc.headers)

@@ -249,6 +249,10 @@ def test_protocol_status_codes(serve):
     assert status == 405 and headers["Allow"] == "GET, HEAD, POST"
     status, headers, body = http_request(urllib.request.Request(f"{endpoint.url}?{urllib.parse.urlencode({'query': ask})}", method="HEAD"))
     assert status == 200 and body == "" and int(headers["Content-Length"]) > 0
+    status, headers, body = http_request(urllib.request.Request(endpoint.url, method="TRACE"))
+    assert status == 501 and headers["Content-Type"].startswith("text/plain") and body.count("\n") == 1
+    status, _, body = http(f"{endpoint.url}?query={'x' * 70_000}")
+    assert status == 414 and body == "Request-URI Too Long\n"
 
 
 def http_request(request: urllib.request.Request) -> tuple[int, dict, str]:
