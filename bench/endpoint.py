@@ -243,6 +243,7 @@ def time_limits(store: Path, workers: int, n: int, expected: np.ndarray, count: 
     return {"timeouts": count, "timeout_statuses": sorted({status for status, _ in answers}),
             "timeout_answer_s_max": max(seconds for _, seconds in answers),
             "idle_within_s_max": max(to_idle), "idle_within_s_median": float(np.median(to_idle)),
+            "idle_within_s": [round(seconds, 3) for seconds in to_idle],
             "after_timeouts_lookup_ms": lookups, "workers_rss_mb": workers_rss}
 
 
@@ -288,7 +289,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=4, help="the server's query workers")
     parser.add_argument("--burst", type=int, default=200, help="clients released at once (0: no burst)")
-    parser.add_argument("--burst-requests", type=int, default=5, help="lookups per burst client")
+    parser.add_argument("--burst-requests", type=int, default=1, help="lookups per burst client")
     parser.add_argument("--timeouts", type=int, default=20, help="never-ending queries sent (0: none)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--dir", type=Path, default=None, help="where to build (or find) the store; default a temp dir")

@@ -194,13 +194,17 @@ class ViewSnapshots:
         self._current: str | None = None
         self._leases: dict[str, int] = {}
         self._count = 0
+        self._prepared_at = float("-inf")
 
-    def lease(self, prepare: Callable[[], object] | None = None) -> str:
+    def lease(self, prepare: Callable[[], object] | None = None, since: float | None = None) -> str:
         """The snapshot of the view as it is now, taken if the view changed since the last one; held
         until ``release``. ``prepare`` (e.g. syncing the view with SQL) runs first, under the same lock,
-        so that no snapshot catches a view halfway through a sync."""
+        so that no snapshot catches a view halfway through a sync; it is skipped when another call's
+        ``prepare`` started at or after ``since`` (a burst of queries syncs once, and each still sees
+        every write made before it arrived)."""
         with self._lock:
-            if prepare is not None:
+            if prepare is not None and (since is None or self._prepared_at < since):
+                self._prepared_at = time.monotonic()
                 prepare()
             self.view.store  # noqa: B018 - opening the view reads the state it reflects
             state = self.view._state  # the graph versions the view reflects (RdfView's sync bookkeeping)
@@ -270,8 +274,9 @@ class QueryRunner:
             prepare: Callable[[], object] | None = None) -> tuple:
         """Evaluate ``text`` on the current snapshot (after ``prepare``, see ``ViewSnapshots.lease``):
         the worker's answer tuple (see ``kg/query_worker.py``)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        snapshot = self.snapshots.lease(prepare)
+        arrived = time.monotonic()
+        deadline = None if timeout_s is None else arrived + timeout_s
+        snapshot = self.snapshots.lease(prepare, since=arrived)
         try:
             return self.pool.run(snapshot, (text, options, max_rows), deadline, timeout_s)
         finally:

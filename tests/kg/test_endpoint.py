@@ -137,11 +137,11 @@ def test_bad_requests(serve):
 
 
 def test_time_limit(serve):
-    endpoint = serve(timeout_s=0.3, max_rows=10**9)
+    endpoint = serve(timeout_s=1.0, max_rows=10**9)  # also the limit of the ASK after it: room for a loaded machine
     slow = "SELECT * WHERE { ?a ?p ?b . ?c ?q ?d . ?e ?r ?f }"  # ~10^9 rows, streamed
     start = time.perf_counter()
     status, _, text = get(endpoint, slow)
-    assert status == 503 and "time limit of 0.3 s" in text
+    assert status == 503 and "time limit of 1 s" in text
     assert time.perf_counter() - start < 15  # answered near the limit, not after the 10^9 rows (slack for a loaded CI machine)
     assert get(endpoint, "ASK { arith:n7 a arith:Prime }")[0] == 200  # the worker stopped; the endpoint serves on
 
@@ -224,7 +224,7 @@ def test_hostile_queries_answered_400_and_the_server_lives(serve, run_store, lis
 
 
 def test_service_on_the_allow_list_only(serve, listener):
-    endpoint = serve(allow_service=(f"127.0.0.1:{listener.port}",), timeout_s=5)
+    endpoint = serve(allow_service=(f"127.0.0.1:{listener.port}",), timeout_s=10)
     status, _, text = get(endpoint, f"SELECT * WHERE {{ SERVICE <http://127.0.0.1:{listener.port + 1}/x> {{ ?s ?p ?o }} }}")
     assert status == 400 and "not on the allow-list" in text
     status, _, text = get(endpoint, f"SELECT * WHERE {{ SERVICE <http://127.0.0.1:{listener.port}/x> {{ ?s ?p ?o }} }}")
@@ -275,12 +275,12 @@ def _cpu_seconds(pids) -> float:
 
 
 def test_twenty_timeouts_then_a_quick_answer(serve):
-    endpoint = serve(timeout_s=0.2)
+    endpoint = serve(timeout_s=0.5)
     killed = set()
     for _ in range(20):
         pids = set(endpoint.engine.runner.pool.pids())
         status, _, text = get(endpoint, SLOW)
-        assert status == 503 and "time limit of 0.2 s and was stopped" in text
+        assert status == 503 and "time limit of 0.5 s and was stopped" in text
         killed |= pids - set(endpoint.engine.runner.pool.pids())
     assert len(killed) == 20 and not any(os.path.exists(f"/proc/{pid}") for pid in killed)
     workers = endpoint.engine.runner.pool.pids()

@@ -39,7 +39,7 @@ def test_oversized_and_deep_queries_refused_before_the_engine(run_store, name):
     start = time.perf_counter()
     with pytest.raises(QueryLimitError, match="the limit"):
         run_store.sparql(HOSTILE[name])
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < 10  # milliseconds on an idle machine
     assert _triples(run_store) == before
     assert run_store.sparql("ASK { arith:n7 a arith:Prime }").askanswer is True
 
@@ -82,7 +82,7 @@ def test_service_refused_and_nothing_sent(run_store, listener, clause):
 
 
 def test_service_to_an_allowed_host_only(run_store, listener):
-    allowed = QueryLimits(allow_service=(f"127.0.0.1:{listener.port}",), timeout_s=5)
+    allowed = QueryLimits(allow_service=(f"127.0.0.1:{listener.port}",), timeout_s=10)
     with pytest.raises(ServiceRefusedError, match="not on the allow-list"):
         run_store.sparql(f"SELECT * WHERE {{ SERVICE <http://127.0.0.1:{listener.port + 1}/x> {{ ?s ?p ?o }} }}", limits=allowed)
     with pytest.raises(ValueError, match="SPARQL evaluation failed"):  # the listener answers nothing useful
