@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyoxigraph as ox
@@ -19,9 +20,12 @@ from rdflib import BNode, Graph, Literal, URIRef, Variable
 from rdflib.term import Node
 
 from kg.errors import KGError, ReadOnlyQueryError, SparqlSyntaxError
+from kg.query_guard import QueryEvaluationError, QueryLimits, ResultTooLargeError, check_query
+from kg.query_workers import QueryRunner, runner_for
 from kg.rdf_io import bind_prefixes
 from kg.vocab import PREFIXES
 
+XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 RESULT_FORMATS = ("table", "json", "csv", "tsv", "turtle", "nt")
 
 
@@ -36,7 +40,7 @@ def to_rdflib(term) -> Node | None:
     if isinstance(term, ox.Literal):
         if term.language:
             return Literal(term.value, lang=term.language)
-        if term.datatype.value == "http://www.w3.org/2001/XMLSchema#string":
+        if term.datatype.value == XSD_STRING:
             return Literal(term.value)  # a simple literal, as rdflib's parsers produce it
         return Literal(term.value, datatype=URIRef(term.datatype.value), normalize=False)
     raise KGError(f"unsupported result term {term!r}")
@@ -204,36 +208,59 @@ def inject_bindings(query: str, bindings: dict) -> str:
 
 
 # -- running ----------------------------------------------------------------------------------------
-def _is_update(query: str) -> bool:
-    from rdflib.plugins.sparql.parser import parseUpdate
+def _term(value) -> Node | None:
+    """A term as a query worker encodes it (see ``kg/query_worker.py``) as an rdflib term."""
+    if value is None:
+        return None
+    if type(value) is str:
+        return URIRef(value)
+    if value[0] == "l":
+        _, text, datatype, language = value
+        if language:
+            return Literal(text, lang=language)
+        if datatype == XSD_STRING:
+            return Literal(text)  # a simple literal, as rdflib's parsers produce it
+        return Literal(text, datatype=URIRef(datatype), normalize=False)
+    return BNode(value[1])
 
-    try:
-        parseUpdate(query)
-        return True
-    except Exception:
-        return False
 
+def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict | None = None,
+             prepare: Callable[[], object] | None = None) -> SparqlResult:
+    """Evaluate a query that passed ``check_query`` in ``runner``'s workers, within ``limits``.
 
-def run_query(view, query: str, bindings: dict | None = None) -> SparqlResult:
-    """Run a read-only query on an ``RdfView``; updates and syntax errors raise ``KGError``s."""
-    if not isinstance(query, str) or not query.strip():
-        raise KGError("empty SPARQL query")
-    text = inject_bindings(query, bindings or {})
-    try:
-        result = view.query(text, prefixes=PREFIXES)
-    except SyntaxError as exc:
-        if _is_update(query):
-            raise ReadOnlyQueryError("SPARQL updates are not allowed here: the RDF view is derived from SQL; write through the store API") from None
-        raise SparqlSyntaxError(f"SPARQL syntax {exc}".replace("error at ", "error at line:column ")) from None
-    except (RuntimeError, OSError) as exc:
-        raise KGError(f"SPARQL evaluation failed: {exc}".splitlines()[0]) from None
-    if isinstance(result, ox.QueryBoolean):
-        return SparqlResult(kind="ask", askanswer=bool(result))
-    if isinstance(result, ox.QueryTriples):
+    ``options`` are pyoxigraph's dataset options (default: the union of all graphs as default graph,
+    graph IRIs as strings); raises ``SparqlSyntaxError``, ``ResultTooLargeError``,
+    ``QueryTimeoutError``, ``QueryCrashError`` or ``QueryEvaluationError``.
+    """
+    options = {"prefixes": PREFIXES, **(options or {"use_default_graph_as_union": True})}
+    status, kind, payload = runner.run(text, options, limits.max_rows, limits.timeout_s, prepare)
+    if status == "error":
+        if kind == "syntax":
+            raise SparqlSyntaxError(f"SPARQL syntax {payload}".replace("error at ", "error at line:column "))
+        if kind == "rows":
+            raise ResultTooLargeError(f"result has more than {limits.max_rows} {payload}; add a LIMIT or narrow the query")
+        raise QueryEvaluationError(f"SPARQL evaluation failed: {payload}")
+    if kind == "ask":
+        return SparqlResult(kind="ask", askanswer=payload)
+    if kind == "graph":
         graph = Graph()
-        for t in result:
-            graph.add((to_rdflib(t.subject), to_rdflib(t.predicate), to_rdflib(t.object)))
+        for s, p, o in payload:
+            graph.add((_term(s), _term(p), _term(o)))
         return SparqlResult(kind="graph", graph=graph)
-    names = [v.value for v in result.variables]
-    rows = [tuple(to_rdflib(s[i]) for i in range(len(names))) for s in result]
-    return SparqlResult(kind="select", vars=names, rows=rows)
+    names, rows = payload
+    return SparqlResult(kind="select", vars=names, rows=[tuple(map(_term, row)) for row in rows])
+
+
+def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimits | None = None) -> SparqlResult:
+    """Run a read-only query on an ``RdfView`` within ``limits`` (default ``QueryLimits()``: 60 s, no
+    SERVICE); updates, syntax errors and queries over a limit raise ``KGError``s."""
+    limits = limits or QueryLimits()
+    if not isinstance(query, str):
+        raise KGError(f"a SPARQL query is a str, not {type(query).__name__}")
+    form = check_query(query, limits, PREFIXES).form
+    if form == "empty":
+        raise KGError("empty SPARQL query")
+    if form == "update":
+        raise ReadOnlyQueryError("SPARQL updates are not allowed here: the RDF view is derived from SQL; write through the store API")
+    text = inject_bindings(query, bindings or {})
+    return evaluate(runner_for(view, network=bool(limits.allow_service)), text, limits)

@@ -19,10 +19,11 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
 import numpy as np
 from rdflib.term import Node
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from kg import answers, loading, symbols, vocab
 from kg.derive import graph_tail, kg_lines, run_lines
@@ -31,7 +32,7 @@ from kg.errors import KGError
 from kg.rdf_io import output_format, serialize_lines, to_ox
 from kg.rdf_view import RdfView
 from kg.schema import SCHEMA_VERSION, Base, Entity, GraphVersion, Meta, Run, Triple, migrate
-from kg.sparql import SparqlResult, run_query
+from kg.sparql import QueryLimits, SparqlResult, run_query
 from kg.writes import as_array, bump, check_run
 
 #: Rows per batch in bulk writes.
@@ -279,16 +280,17 @@ class Store:
         with self.engine.connect() as conn:
             return self.view.rebuild(self.store_id, self._versions(), lambda g: self._lines(conn, g, graph_tail(g)))
 
-    def sparql(self, query: str, bindings: dict | None = None) -> SparqlResult:
+    def sparql(self, query: str, bindings: dict | None = None, limits: QueryLimits | None = None) -> SparqlResult:
         """Run a read-only SPARQL query (SELECT, ASK, CONSTRUCT, DESCRIBE) over the RDF view.
 
         ``bindings`` maps variable names to values (rdflib terms, or Python str/int/float/bool as
         literals; pass ``URIRef`` for IRIs); they are substituted, never pasted into the text. All
-        project prefixes (``ns:``, ``arith:``, ``skos:``, ...) are predeclared.
+        project prefixes (``ns:``, ``arith:``, ``skos:``, ...) are predeclared. ``limits`` bound its size,
+        nesting, time and SERVICE calls (default ``QueryLimits()``: 60 s, no SERVICE; see kg/query_guard.py).
         """
         if self.auto_sync:
             self.sync_rdf()
-        return run_query(self.view, query, bindings)
+        return run_query(self.view, query, bindings, limits)
 
     def counts(self) -> tuple[int, int]:
         """(triples the SQL tables describe, quads in the RDF view) after a sync: equal in a healthy store."""

@@ -120,6 +120,8 @@ class TupleConstraint(nn.Module):
         if (labels < 0).any() or (labels >= self.num_labels).any():
             raise ConfigError(f"labels must be in [0, {self.num_labels}), got values outside that range")
         log_probs = log_probs.float()
+        if (log_probs.isnan() | (log_probs == float("inf"))).any():  # -inf is a symbol of probability 0
+            raise NonFiniteError("TupleConstraint: its log_probs input holds NaN or +infinity; check the concept layer")
         if self.exact:
             log_p = self._exact(log_probs, labels)
         else:

@@ -16,7 +16,7 @@ class ShapeError(NeurosymError):
 
 
 class NonFiniteError(NeurosymError):
-    """NaN or infinity in inputs or in the loss."""
+    """NaN or infinity in inputs or in the loss; the message names the layer or value."""
 
 
 class MemoryLimitError(NeurosymError):
@@ -45,3 +45,16 @@ def check_finite(name: str, tensor) -> None:
 
     if not torch.isfinite(tensor).all():
         raise NonFiniteError(f"{name}: contains NaN or infinity")
+
+
+def check_training_input(layer, tensor) -> None:
+    """Raise NonFiniteError naming ``layer`` if it is training on a tensor with NaN or infinity.
+
+    One host sync per training step: a NaN that reached a layer silently turns its codes, its loss
+    and (for an EMA codebook) its state into NaN for good, so it is stopped where it arrives.
+    """
+    import torch
+
+    if layer.training and not torch.isfinite(tensor).all():
+        raise NonFiniteError(f"{type(layer).__name__}: its input holds NaN or infinity (training step); "
+                             "check the inputs, or lower train.lr if the encoder diverged")

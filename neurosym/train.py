@@ -303,6 +303,8 @@ def fit(
                     loss = task.loss(step_model, batch, device)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+            except NonFiniteError as exc:  # a layer saw NaN/inf: say where in training it happened
+                raise NonFiniteError(f"{exc} (epoch {epoch + 1}, batch {index + 1})") from None
             except torch.OutOfMemoryError as exc:
                 raise _memory_error(exc, batch, config, device) from None
             except RuntimeError as exc:  # the CPU allocator's failure is a plain RuntimeError

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from neurosym.concepts.output import CodebookUsage, ConceptOutput
-from neurosym.errors import check_shape
+from neurosym.errors import check_shape, check_training_input
 
 
 class ContinuousConcepts(nn.Module):
@@ -24,6 +24,7 @@ class ContinuousConcepts(nn.Module):
 
     def forward(self, x: Tensor) -> ConceptOutput:
         check_shape("ContinuousConcepts input", x, "[B, S, D]", 3, d2=self.dim)
+        check_training_input(self, x)
         codes = torch.zeros(x.shape[:2], dtype=torch.long, device=x.device)
         ones = torch.ones(*x.shape[:2], 1, device=x.device)
         return ConceptOutput(codes=codes, probs=ones, log_probs=torch.zeros_like(ones), quantized=x,

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from neurosym.concepts.output import CodebookUsage, ConceptOutput, batch_diversity_loss
 from neurosym.concepts.schedule import TemperatureSchedule
-from neurosym.errors import ConfigError, check_shape
+from neurosym.errors import ConfigError, check_shape, check_training_input
 
 
 def straight_through(hard: Tensor, soft: Tensor) -> Tensor:
@@ -91,6 +91,7 @@ class GumbelConcepts(nn.Module):
     def forward(self, x: Tensor) -> ConceptOutput:
         check_shape("GumbelConcepts input", x, "[B, S, D]", 3, d2=self.to_logits.in_features)
         logits = self.to_logits(x).float()  # (B, S, K)
+        check_training_input(self, logits)  # NaN/inf in x, or logits overflowed
         log_probs = F.log_softmax(logits, dim=-1)
         if self.training:
             probs = gumbel_softmax_sample(logits, self.temperature, hard=self.hard)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurosym.concepts.output import CodebookUsage, ConceptOutput
-from neurosym.errors import ConfigError, check_shape
+from neurosym.errors import ConfigError, check_shape, check_training_input
 
 
 def nearest_code_distances(x: Tensor, codebook: Tensor) -> Tensor:
@@ -103,6 +103,7 @@ class VectorQuantizer(nn.Module):
         if self.cosine:
             z = F.normalize(z, dim=-1)
         flat = z.reshape(-1, self.code_dim)  # (N, E)
+        check_training_input(self, flat)  # before any EMA, restart or init reads a NaN into the codebook
         if self.data_init and self.training:
             self._init_from(flat.detach())
         codebook = self.codebook

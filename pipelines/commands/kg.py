@@ -20,6 +20,7 @@ from rdflib.util import from_n3
 
 from kg.engine import StoreLocation, store_url
 from kg.loading import FORMATS, IllTypedLiteralWarning
+from kg.query_guard import QueryLimits
 from kg.rdf_io import OUTPUT_FORMATS, bind_prefixes
 from kg.rdf_view import ViewBusyError
 from kg.sparql import RESULT_FORMATS
@@ -53,6 +54,12 @@ def store_option(command):
                            help=STORE_HELP)(command)
     return click.option("--view-dir", default=None, metavar="DIR", expose_value=False, is_eager=True,
                         callback=_remember_view_dir, help=VIEW_DIR_HELP)(command)
+
+allow_service_option = click.option(
+    "--allow-service", "allow_service", multiple=True, metavar="HOST[:PORT]",
+    help="Let SERVICE clauses call this host (repeatable); without it no query reaches another host.",
+)
+"""The shared ``--allow-service`` allow-list of ``query`` and ``serve``."""
 
 
 @click.group("kg")
@@ -192,8 +199,12 @@ def _parse_binding(text: str):
               help="table, SPARQL 1.1 results json/csv/tsv; turtle or nt for CONSTRUCT/DESCRIBE.")
 @click.option("--bind", "binds", multiple=True, metavar="NAME=VALUE",
               help="Bind ?NAME to an RDF term in N3 syntax (arith:n7, 0.9, '\"x\"@en'); repeatable.")
+@click.option("--timeout", "timeout_s", default=QueryLimits.timeout_s, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Seconds the query may run; then it is stopped.")
+@allow_service_option
 @store_option
-def query(sparql: str | None, query_file: Path | None, fmt: str, binds: tuple[str, ...], store: StoreLocation) -> None:
+def query(sparql: str | None, query_file: Path | None, fmt: str, binds: tuple[str, ...], timeout_s: float,
+          allow_service: tuple[str, ...], store: StoreLocation) -> None:
     """Run a read-only SPARQL query (SELECT, ASK, CONSTRUCT, DESCRIBE) over the store's RDF view.
 
     All project prefixes (ns:, arith:, run:, input:, rdf:, rdfs:, skos:, prov:, xsd:, owl:) are predeclared.
@@ -204,7 +215,7 @@ def query(sparql: str | None, query_file: Path | None, fmt: str, binds: tuple[st
     text = sparql if sparql is not None else query_file.read_text(encoding="utf-8")
     bindings = dict(_parse_binding(b) for b in binds)
     with Store.open(store, shared_view=True) as st:
-        result = st.sparql(text, bindings)
+        result = st.sparql(text, bindings, QueryLimits(timeout_s=timeout_s, allow_service=allow_service))
     if fmt == "table" and result.kind == "graph":
         fmt = "turtle"
     click.echo(result.serialize(fmt), nl=False)

@@ -9,7 +9,10 @@ machine without PostgreSQL skips those cases.
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -125,3 +128,45 @@ def cli():
         for command in COMMANDS:
             main.add_command(command)
     return main
+
+
+class Listener:
+    """A local TCP port that records every connection made to it."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(1)
+            try:
+                self.received.append(conn.recv(4096))
+            except OSError:
+                self.received.append(b"")
+            conn.close()
+
+    def close(self) -> list[bytes]:
+        time.sleep(0.3)  # a request on its way still arrives
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+        return self.received
+
+
+@pytest.fixture
+def listener():
+    listening = Listener()
+    yield listening
+    listening.close()
