@@ -79,18 +79,3 @@ def test_update_rejected_and_store_unchanged(run_store):
         run_store.sparql("DELETE WHERE { ?s ?p ?o }")
     assert run_store.export(format="nt") == before
     assert run_store.sparql("ASK { ?s ?p ?o }").askanswer
-
-
-def test_rdf_view_loads_without_the_pipe_where_the_platform_lacks_it(store, monkeypatch):
-    """Some sandboxes cannot bulk-load from /dev/fd/N; the view then streams the chunks through Python."""
-    from pathlib import Path
-
-    from kg import rdf_view
-
-    monkeypatch.setattr(rdf_view, "_pipe_loading_works", lambda: False)
-    store.load_rdf([Path(__file__).resolve().parents[2] / "data" / "arithmetic.ttl"])
-    rows = store.sparql("SELECT ?s WHERE { ?f ns:addend1 arith:n3 ; ns:addend2 arith:n4 ; ns:sum ?s }").rows
-    assert rows == [(URIRef(ARITH.n7),)]
-    count = store.sparql("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }").rows[0][0]
-    assert int(count) > 600
-
