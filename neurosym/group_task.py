@@ -42,6 +42,12 @@ def disjoint_groups(count: int, arity: int, generator: torch.Generator) -> Tenso
     return order[: count - count % arity].reshape(-1, arity)
 
 
+def group_indices(train_count: int, test_count: int, arity: int, seed: int) -> tuple[Tensor, Tensor]:
+    """The seed's disjoint training and test groups, unlabelled: ``[G_train, A]``, ``[G_test, A]``."""
+    generator = torch.Generator().manual_seed(seed)
+    return disjoint_groups(train_count, arity, generator), disjoint_groups(test_count, arity, generator)
+
+
 class GroupTask:
     """Learn concepts from group labels through a ``QueryConstraint`` (the fit loop's ``Task``).
 
@@ -57,11 +63,9 @@ class GroupTask:
         self.aux_weight, self.augment = aux_weight, augment
         if int(train.symbols.max()) >= self.num_codes or int(test.symbols.max()) >= self.num_codes:
             raise ConfigError(f"dataset symbols must be below the {self.num_codes} codes of the query's inputs")
-        generator = torch.Generator().manual_seed(seed)
-        self.train_labels, self.train_groups = label_groups(constraint, train.symbols,
-                                                            disjoint_groups(len(train.symbols), self.arity, generator))
-        self.test_labels, self.test_groups = label_groups(constraint, test.symbols,
-                                                          disjoint_groups(len(test.symbols), self.arity, generator))
+        train_groups, test_groups = group_indices(len(train.symbols), len(test.symbols), self.arity, seed)
+        self.train_labels, self.train_groups = label_groups(constraint, train.symbols, train_groups)
+        self.test_labels, self.test_groups = label_groups(constraint, test.symbols, test_groups)
         if not len(self.train_groups) or not len(self.test_groups):
             raise ConfigError(f"no group of {self.arity} inputs has a label the query explains "
                               f"({len(train.symbols)} training and {len(test.symbols)} test inputs)")

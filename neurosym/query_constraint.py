@@ -104,7 +104,7 @@ class QueryConstraint(nn.Module):
         for index, factor in enumerate(factors):  # 0 where the fact holds, IMPOSSIBLE where it does not
             log_table = torch.zeros(factor.table.shape).masked_fill(~factor.table.bool(), logspace.IMPOSSIBLE)
             self.register_buffer(f"log_table_{index}", log_table, persistent=False)
-        self._paths: dict[tuple, list] = {}
+        self._paths: dict[tuple, list] = {}  # key -> plan (see _plan)
 
     @property
     def arity(self) -> int:
@@ -156,7 +156,9 @@ class QueryConstraint(nn.Module):
                              (BATCH, variable)))
         return operands
 
-    def _path(self, operands, key: tuple) -> list:
+    def _plan(self, operands, key: tuple) -> list[tuple[tuple[int, ...], set[str]]]:
+        """The pairwise order (opt_einsum's) and, per step, the indices later steps still need.
+        Operand names depend only on ``key``, so both are computed once per key."""
         if key not in self._paths:
             symbols = {}
             for _, names in operands:
@@ -165,17 +167,24 @@ class QueryConstraint(nn.Module):
             terms = ",".join("".join(symbols[n] for n in names) for _, names in operands)
             shapes = [tuple(t.shape) for t, _ in operands]
             path, _ = opt_einsum.contract_path(f"{terms}->{symbols[BATCH]}", *shapes, shapes=True, optimize="auto")
-            self._paths[key] = path
+            plan, work = [], [set(names) for _, names in operands]
+            for step in path:
+                picked = set().union(*(work[i] for i in step))
+                for i in sorted(step, reverse=True):
+                    work.pop(i)
+                needed = {BATCH}.union(*work)
+                plan.append((step, needed))
+                work.append(picked & needed)
+            self._paths[key] = plan
         return self._paths[key]
 
     def _contract(self, operands, key: tuple, semiring: str) -> Tensor:
         """Contract every operand down to the batch axis, pairwise in the cached order. ``[B]``."""
         work = list(operands)
-        for step in self._path(operands, key):
+        for step, needed in self._plan(operands, key):
             picked = [work[i] for i in step]
             for i in sorted(step, reverse=True):
                 work.pop(i)
-            needed = {BATCH}.union(*(set(names) for _, names in work))
             tensor, names = picked[0]
             if len(picked) == 1:
                 tensor, names = logspace.reduce(tensor, names, needed, semiring)

@@ -22,7 +22,7 @@ from neurosym.data.digits import random_affine, random_shift
 from neurosym.data.registry import load_dataset
 from neurosym.data.tuples import labelled_tuples
 from neurosym.errors import ConfigError
-from neurosym.group_task import GroupTask
+from neurosym.group_task import GroupTask, group_indices, label_groups
 from neurosym.model import ConceptTransformer, TupleClassifier
 from neurosym.tasks import RelationTask, SupervisedTask, SymbolData, TupleHeadTask
 from neurosym.train import TrainResult, distributed_context, fit, seed_everything
@@ -71,8 +71,11 @@ class PreparedTask:
     def test_tuples(self, config: ExperimentConfig) -> tuple[torch.Tensor, torch.Tensor]:
         """Held-out tuples of test inputs and their labels: members ``[P, A]``, labels ``[P]`` or ``[P, E]``."""
         if self.program is not None:
-            task = GroupTask(self.train, self.test, self.program.constraint, seed=config.train.seed)
-            return task.test_groups[: config.task.test_tuples], task.test_labels[: config.task.test_tuples]
+            constraint, count = self.program.constraint, config.task.test_tuples
+            _, groups = group_indices(len(self.train.symbols), len(self.test.symbols), constraint.arity,
+                                      config.train.seed)  # the test groups GroupTask holds out, not relabelled
+            labels, groups = label_groups(constraint, self.test.symbols, groups)
+            return groups[:count], labels[:count]
         return labelled_tuples(self.test.symbols, config.task.test_tuples, self.relation.tuples,
                                config.model.concept.num_codes, torch.Generator().manual_seed(0))
 
