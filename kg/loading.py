@@ -171,7 +171,9 @@ class _Batch:
         self.labels: dict[str, tuple[int, str | None]] = {}
         self.ill_typed = 0
         self.example: str | None = None
+        # Default-graph quads are kept as parsed (a new ox.Quad per triple would cost more than parsing it).
         self.quads: list[ox.Quad] | None = [] if keep_quads else None
+        self.default_quads: list[ox.Quad] | None = [] if keep_quads else None
 
     def add(self, graph: str, s, p: str, o, confidence: float | None = None) -> None:
         # The hot loop of a load: type() checks and no helper calls for the common terms.
@@ -228,15 +230,15 @@ def _version(conn: Connection, graph: str) -> int | None:
 
 
 def load_files(engine: Engine, paths: list[Path], graph: str, fmt: str | None, batch_size: int,
-               feed: Callable[[set[str], list[ox.Quad]], None] | None = None) -> LoadOutcome:
+               feed: Callable[[set[str], list[ox.Quad], list[ox.Quad], str], None] | None = None) -> LoadOutcome:
     """Stream ``paths`` into SQL in one transaction; default-graph triples go to ``graph``, named graphs
     of N-Quads/TriG keep their names. Only graphs that gained triples get their write counter bumped.
 
-    ``feed``, if given, receives each batch's graphs and quads (default-graph ones moved to ``graph``)
-    once the batch is in SQL, so that the RDF view can load them while the next batch is parsed.
+    ``feed``, if given, receives each batch's graphs, its named-graph quads, its default-graph quads and
+    ``graph`` (where the latter belong) once the batch is in SQL, so that the RDF view can load them
+    while the next batch is parsed.
     """
     ill_typed, example = 0, None
-    target = ox.NamedNode(graph)
     with engine.begin() as conn:
         counts: dict[str, int] = {}
         versions: dict[str, int | None] = {}
@@ -249,7 +251,7 @@ def load_files(engine: Engine, paths: list[Path], graph: str, fmt: str | None, b
             insert_rows(conn, Triple.__table__, TRIPLE_COLUMNS, batch.rows, ignore=True)
             write_entities(conn, batch.labels)
             if feed is not None:
-                feed(graphs, batch.quads)
+                feed(graphs, batch.quads, batch.default_quads, graph)
 
         batch = _Batch(feed is not None)
         for path in paths:
@@ -258,7 +260,7 @@ def load_files(engine: Engine, paths: list[Path], graph: str, fmt: str | None, b
                 named = type(name) is ox.NamedNode
                 batch.add(name.value if named else graph, quad.subject, quad.predicate.value, quad.object)
                 if batch.quads is not None:
-                    batch.quads.append(quad if named else ox.Quad(quad.subject, quad.predicate, quad.object, target))
+                    (batch.quads if named else batch.default_quads).append(quad)
                 if len(batch.rows) >= batch_size:
                     flush(batch)
                     ill_typed, example = ill_typed + batch.ill_typed, example or batch.example

@@ -352,7 +352,8 @@ class ViewFeed:
         self._pending: list[bytes] = []
         self._pending_quads = 0
 
-    def __call__(self, graphs: set[str], quads: list) -> None:
+    def __call__(self, graphs: set[str], quads: list, default_quads: list = (), default_graph: str = "") -> None:
+        """Queue ``quads`` and ``default_quads`` (default-graph quads, which belong in ``default_graph``)."""
         state = self.view._state["graphs"]
         new = graphs - self.held_before.keys()
         if new:
@@ -361,7 +362,12 @@ class ViewFeed:
                 state[graph] = self.STALE
             self.view._write_state()
         self._pending.append(ox.serialize(quads, None, ox.RdfFormat.N_QUADS))
-        self._pending_quads += len(quads)
+        if default_quads:
+            # An N-Quads line ends in " .\n" exactly once (line breaks inside literals are escaped), so
+            # naming the graph on the serialized bytes equals, far cheaper, a new Quad per triple.
+            lines = ox.serialize(default_quads, None, ox.RdfFormat.N_QUADS)
+            self._pending.append(lines.replace(b" .\n", f" {ox.NamedNode(default_graph)} .\n".encode()))
+        self._pending_quads += len(quads) + len(default_quads)
         if self._pending_quads >= ChunkLoader.CHUNK:
             self._send()
 

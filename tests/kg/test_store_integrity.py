@@ -109,6 +109,21 @@ def test_named_graphs_round_trip_through_nquads_and_trig(store, tmp_path):
             assert back == graphs
 
 
+def test_fed_view_keeps_literals_that_look_like_line_ends(kg_store, tmp_path):
+    # The load names the default graph on the view's N-Quads bytes: a literal holding " ." and a line
+    # break must come through whole, in the load's graph, equal to what SQL holds.
+    kg_store.sync_rdf()
+    source = tmp_path / "tricky.ttl"
+    source.write_text(f'<{EX}a> <{EX}p> """one .\ntwo .\n""" .\n<{EX}a> <{EX}q> "x .\\n" .\n')
+    assert kg_store.load_rdf([source]) == 2
+    assert kg_store.sync_rdf() == []  # the view was fed during the load: nothing left to reload from SQL
+    rows = kg_store.sparql(f"SELECT ?g ?o WHERE {{ GRAPH ?g {{ <{EX}a> ?p ?o }} }} ORDER BY ?o").rows
+    assert [(str(g), str(o)) for g, o in rows] == [
+        ("https://w3id.org/neurosym/graph/kg", "one .\ntwo .\n"),
+        ("https://w3id.org/neurosym/graph/kg", "x .\n"),
+    ]
+
+
 @BOTH_BACKENDS
 def test_reloading_an_unchanged_file_changes_nothing(kg_store):
     kg_store.sync_rdf()
