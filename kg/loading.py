@@ -14,7 +14,10 @@ warns once (``IllTypedLiteralWarning``) with their number and an example.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import re
+import threading
 import warnings
 import xml.sax
 import xml.sax.handler
@@ -229,6 +232,80 @@ def _version(conn: Connection, graph: str) -> int | None:
     return conn.execute(select(GraphVersion.version).where(GraphVersion.graph == graph)).scalar_one_or_none()
 
 
+class _TransactionWriter:
+    """Writes batches to SQL in a thread of its own, inside one transaction that it begins and commits.
+
+    SQLite and psycopg release the GIL while they insert, so the caller parses and builds the next
+    batch (Python work) while this thread writes the last one. ``put`` blocks while one batch waits,
+    which keeps memory at two batches whatever the file's size.
+    """
+
+    _END, _ABORT = object(), object()
+
+    def __init__(self, engine: Engine, graph: str, feed) -> None:
+        self.engine, self.graph, self.feed = engine, graph, feed
+        self.error: BaseException | None = None
+        self.outcome: LoadOutcome | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._work, name="kg-load-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, batch: _Batch) -> None:
+        while True:
+            if self.error is not None or not self._thread.is_alive():
+                self._thread.join()
+                raise self.error or KGError("the load's SQL writer stopped")
+            try:
+                self._queue.put(batch, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def commit(self) -> LoadOutcome:
+        """Write the last batch's companions, commit, and return the outcome (or raise the writer's error)."""
+        self.put(self._END)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.outcome
+
+    def abort(self) -> None:
+        """Roll the transaction back (the caller failed); returns once nothing more is written."""
+        if self._thread.is_alive():
+            with contextlib.suppress(BaseException):  # a writer that already failed has nothing to undo
+                self.put(self._ABORT)
+            self._thread.join()
+
+    def _work(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                counts: dict[str, int] = {}
+                versions: dict[str, int | None] = {}
+                while (batch := self._queue.get()) is not self._END:
+                    if batch is self._ABORT:
+                        raise _Aborted
+                    graphs = {row[0] for row in batch.rows}
+                    for g in graphs - counts.keys():
+                        counts.update(graph_counts(conn, [g]))
+                        versions[g] = _version(conn, g)
+                    insert_rows(conn, Triple.__table__, TRIPLE_COLUMNS, batch.rows, ignore=True)
+                    write_entities(conn, batch.labels)
+                    if self.feed is not None:
+                        self.feed(graphs, batch.quads, batch.default_quads, self.graph)
+                after = graph_counts(conn, counts)
+                bump(conn, *sorted(g for g in counts if after[g] != counts[g]))
+                self.outcome = LoadOutcome(sum(after[g] - counts[g] for g in counts),
+                                           {g: (versions[g], _version(conn, g)) for g in counts})
+        except _Aborted:
+            pass
+        except BaseException as exc:  # handed to the caller's thread by put/commit
+            self.error = exc
+
+
+class _Aborted(Exception):
+    pass
+
+
 def load_files(engine: Engine, paths: list[Path], graph: str, fmt: str | None, batch_size: int,
                feed: Callable[[set[str], list[ox.Quad], list[ox.Quad], str], None] | None = None) -> LoadOutcome:
     """Stream ``paths`` into SQL in one transaction; default-graph triples go to ``graph``, named graphs
@@ -239,20 +316,8 @@ def load_files(engine: Engine, paths: list[Path], graph: str, fmt: str | None, b
     while the next batch is parsed.
     """
     ill_typed, example = 0, None
-    with engine.begin() as conn:
-        counts: dict[str, int] = {}
-        versions: dict[str, int | None] = {}
-
-        def flush(batch: _Batch) -> None:
-            graphs = {row[0] for row in batch.rows}
-            for g in graphs - counts.keys():
-                counts.update(graph_counts(conn, [g]))
-                versions[g] = _version(conn, g)
-            insert_rows(conn, Triple.__table__, TRIPLE_COLUMNS, batch.rows, ignore=True)
-            write_entities(conn, batch.labels)
-            if feed is not None:
-                feed(graphs, batch.quads, batch.default_quads, graph)
-
+    writer = _TransactionWriter(engine, graph, feed)
+    try:
         batch = _Batch(feed is not None)
         for path in paths:
             for quad in parse_quads(path, fmt):
@@ -262,15 +327,15 @@ def load_files(engine: Engine, paths: list[Path], graph: str, fmt: str | None, b
                 if batch.quads is not None:
                     (batch.quads if named else batch.default_quads).append(quad)
                 if len(batch.rows) >= batch_size:
-                    flush(batch)
+                    writer.put(batch)
                     ill_typed, example = ill_typed + batch.ill_typed, example or batch.example
                     batch = _Batch(feed is not None)
-        flush(batch)
+        writer.put(batch)
         ill_typed, example = ill_typed + batch.ill_typed, example or batch.example
-        after = graph_counts(conn, counts)
-        bump(conn, *sorted(g for g in counts if after[g] != counts[g]))
-        outcome = LoadOutcome(sum(after[g] - counts[g] for g in counts),
-                              {g: (versions[g], _version(conn, g)) for g in counts})
+        outcome = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
     if ill_typed:
         warnings.warn(IllTypedLiteralWarning(
             f"{', '.join(map(str, paths))}: {ill_typed} ill-typed literal(s) stored as written, e.g. {example}"
