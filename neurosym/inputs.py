@@ -24,12 +24,15 @@ class InputConfig:
     """
 
     input: Literal["patches", "tokens", "features"] = "patches"
+    # patches: square images, cut into patch_size x patch_size tokens after an optional stem
     image_size: int = 8
     patch_size: int = 2
     channels: int = 1
     stem: Literal["conv", "strided"] = "conv"
-    stem_channels: int = 0
+    stem_channels: int = 0  # 0: no stem
+    # tokens: ids in [0, vocab_size)
     vocab_size: int = 0
+    # features: vectors of feature_dim values
     feature_dim: int = 0
 
     def __post_init__(self) -> None:
