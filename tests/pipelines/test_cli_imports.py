@@ -58,3 +58,14 @@ def test_the_query_timeout_default_is_the_store_s():
 
     (timeout,) = [p for p in main.commands["query"].params if p.name == "timeout_s"]
     assert timeout.default == QueryLimits.timeout_s
+
+
+def test_format_choices_come_from_the_library_when_used(small_store):
+    from click.testing import CliRunner
+
+    from kg.sparql import RESULT_FORMATS
+    from pipelines.cli import main
+
+    result = CliRunner().invoke(main, ["query", "ASK {}", "--format", "yaml", "--store", small_store])
+    assert result.exit_code == 2
+    assert f"'yaml' is not one of {', '.join(repr(f) for f in RESULT_FORMATS)}" in result.output
