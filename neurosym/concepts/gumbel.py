@@ -97,7 +97,7 @@ class GumbelConcepts(ConceptLayer):
         self.step = step
 
     def statistics(self) -> dict[str, float]:
-        return {**self.usage.stats(), "temperature": self.temperature}
+        return {"temperature": self.temperature, **self.usage.stats()}
 
     def code_vectors(self, which: str = "embedding") -> Tensor:
         """``embedding`` ``[K, E]`` (fed forward) or ``readout`` ``[K, D]`` (the logit weights that pick a code)."""
