@@ -125,6 +125,8 @@ class VQVAEConfig(InputConfig):
         if self.code_dim < 1:
             raise ConfigError(f"vqvae.code_dim must be >= 1, got {self.code_dim}")
         self.check_input("vqvae")
+        if self.stem_channels:  # the decoder rebuilds each token as one patch of pixels, with no stem to undo
+            raise ConfigError(f"vqvae.stem_channels must be 0 (the decoder rebuilds plain patches), got {self.stem_channels}")
         if self.concept.slots == "tokens":
             self.concept.num_slots = self.num_tokens
         check_code_bits(self.num_slots, self.num_codes)

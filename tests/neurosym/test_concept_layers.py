@@ -54,6 +54,11 @@ def test_an_unknown_kind_is_an_error_naming_the_known_ones():
         ConceptConfig(kind="vqq")
 
 
+def test_the_vqvae_refuses_a_stem_its_decoder_cannot_undo():
+    with pytest.raises(ConfigError, match=r"vqvae.stem_channels must be 0 .*got 8"):
+        VQVAEConfig(stem_channels=8)
+
+
 def test_a_vqvae_config_saved_before_the_concept_section_was_nested_still_loads():
     new = VQVAEConfig(concept=vqvae_concept(kind="gumbel", num_codes=8), d_model=16, n_heads=2)
     saved = dataclasses.asdict(new)
