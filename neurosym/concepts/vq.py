@@ -105,6 +105,10 @@ class VectorQuantizer(ConceptLayer):
                    decay=config.decay, cosine=config.cosine, dead_code_threshold=config.dead_code_threshold,
                    data_init=config.data_init)
 
+    def statistics(self) -> dict[str, float]:
+        """Usage, and ``temperature``: the fixed scale of ``-distance`` in ``log_probs``."""
+        return {"temperature": self.temperature, **self.usage.stats()}
+
     def code_vectors(self, which: str = "embedding") -> Tensor:
         """The codebook ``[K, E]`` as stored (selection and read-out use the same vectors)."""
         return self.codebook

@@ -40,7 +40,10 @@ def test_set_step_anneals_the_gumbel_temperature_and_is_a_no_op_elsewhere():
     assert gumbel.statistics()["temperature"] == pytest.approx(0.25)
     vq = build_concept_layer(ConceptConfig(kind="vq"), dim=8)
     vq.set_step(10)
-    assert "temperature" not in vq.statistics()
+    assert vq.statistics()["temperature"] == 1.0  # its fixed distance scale
+    none = build_concept_layer(ConceptConfig(kind="none"), dim=8)
+    none.set_step(10)
+    assert "temperature" not in none.statistics()
 
 
 def test_the_continuous_layer_has_no_codebook_and_says_so():
