@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from neurosym.data.digits import load_digit_splits  # noqa: E402
 from neurosym.reconstruction import ReconstructionTask, code_statistics  # noqa: E402
 from neurosym.train import TrainConfig, fit  # noqa: E402
-from neurosym.vqvae import VQVAE, VQVAEConfig  # noqa: E402
+from neurosym.vqvae import VQVAE, VQVAEConfig, vqvae_concept  # noqa: E402
 
 PATCH_FOR_SLOTS = {64: 1, 16: 2, 4: 4}
 
@@ -58,7 +58,8 @@ def train_point(config: VQVAEConfig, epochs: int, seed: int, train, test) -> dic
         fit(model, ReconstructionTask(train.images, test.images), settings, scratch, progress=False)
     seconds = time.perf_counter() - started
     tr, te = code_statistics(model, train.images), code_statistics(model, test.images)
-    if config.kind == "none":
+    kind = config.concept.kind
+    if kind == "none":
         features = tr["latents"].flatten(1), te["latents"].flatten(1)
         usage = perplexity = bits = None
     else:
@@ -67,14 +68,14 @@ def train_point(config: VQVAEConfig, epochs: int, seed: int, train, test) -> dic
         perplexity, bits = tr["perplexity"], config.bits
     float_bits = config.num_slots * config.code_dim * 32
     return {
-        "kind": config.kind, "slots": config.num_slots, "codes": config.num_codes if config.kind != "none" else None,
+        "kind": kind, "slots": config.num_slots, "codes": config.num_codes if kind != "none" else None,
         "code_dim": config.code_dim, "bits": bits, "float32_bits": float_bits,
         "storage_ratio": round(float_bits / bits, 2) if bits else None,
         "mse": round(te["recon"], 6), "train_mse": round(tr["recon"], 6),
         "probe_acc": round(linear_probe(features[0], train.labels, features[1], test.labels), 4),
         "usage": None if usage is None else round(usage, 4),
         "perplexity": None if perplexity is None else round(perplexity, 2),
-        "restarts": int(getattr(model.concept, "restarts", torch.zeros(())).item()) if config.kind == "vq" else None,
+        "restarts": int(getattr(model.concept, "restarts", torch.zeros(())).item()) if kind == "vq" else None,
         "train_seconds": round(seconds, 1),
     }
 
@@ -138,10 +139,10 @@ def main() -> None:
         if slots not in PATCH_FOR_SLOTS:
             raise SystemExit(f"--slots: S = {slots} is not one of {sorted(PATCH_FOR_SLOTS)} (one slot per patch)")
         base = dict(patch_size=PATCH_FOR_SLOTS[slots], code_dim=args.code_dim)
-        continuous = train_point(VQVAEConfig(kind="none", **base), args.epochs, args.seed, train, test)
+        continuous = train_point(VQVAEConfig(concept=vqvae_concept(kind="none"), **base), args.epochs, args.seed, train, test)
         points.append(continuous)
         for codes in (int(k) for k in args.codes.split(",")):
-            point = train_point(VQVAEConfig(kind="vq", num_codes=codes, **base), args.epochs, args.seed, train, test)
+            point = train_point(VQVAEConfig(concept=vqvae_concept(num_codes=codes), **base), args.epochs, args.seed, train, test)
             point["mse_ratio_vs_continuous"] = round(point["mse"] / continuous["mse"], 3)
             points.append(point)
             print(json.dumps(point), file=sys.stderr, flush=True)

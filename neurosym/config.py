@@ -89,16 +89,20 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
-def load_toml(cls: type[T], path: str | Path) -> T:
-    """Read dataclass ``cls`` from a TOML file; a syntax error names the file and line."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file's data, not yet validated; a syntax error names the file and line."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    return from_dict(cls, data)
+
+
+def load_toml(cls: type[T], path: str | Path) -> T:
+    """Read dataclass ``cls`` from a TOML file; an unknown key or a bad value names the key."""
+    return from_dict(cls, read_toml(path))
 
 
 def dump_toml(config: Any) -> str:

@@ -27,9 +27,9 @@ Terms (weights in ``ConsistencyConfig``, all 0 = off by default):
     gives the symbols of a pair explained only by a missing fact the gradient the constraint cannot.
 (b) ``geometry``: mean squared difference between the cosine similarities of the concept layer's
     code vectors and ``geometry`` (off-diagonal), so code geometry follows KG structure. Which
-    vectors: ``"readout"`` (the rows of the layer's ``to_logits`` that select each code; VQ: the
-    codebook, which both selects and feeds forward) or ``"embedding"`` (the vectors fed to later
-    layers).
+    vectors (``ConceptLayer.code_vectors``): ``"readout"`` (Gumbel: the rows of the logit layer that
+    select each code; VQ: the codebook, which both selects and feeds forward) or ``"embedding"`` (the
+    vectors fed to later layers).
 """
 
 from __future__ import annotations
@@ -200,19 +200,6 @@ def geometry_loss(code_vectors: Tensor, geometry: Tensor) -> Tensor:
     return ((unit @ unit.t() - geometry)[off] ** 2).mean()
 
 
-def code_vectors(concept_layer: nn.Module, which: str = "readout") -> Tensor:
-    """The concept layer's ``[K, D]`` code vectors (see module doc)."""
-    if which == "readout" and hasattr(concept_layer, "to_logits"):
-        return concept_layer.to_logits.weight
-    for name in ("embedding", "codebook"):
-        vectors = getattr(concept_layer, name, None)
-        if isinstance(vectors, Tensor):
-            return vectors
-        if isinstance(vectors, nn.Embedding):
-            return vectors.weight
-    raise ConfigError(f"{type(concept_layer).__name__} has no code vectors for the geometry term")
-
-
 class ConsistencyTask:
     """Wrap a ``RelationTask`` (arity 2) and add the consistency terms to its loss.
 
@@ -266,7 +253,7 @@ class ConsistencyTask:
         if self.config.geometry_weight:
             if self.geometry.device != device:
                 self.geometry = self.geometry.to(device)
-            vectors = code_vectors(model.concept, self.config.code_vectors)
+            vectors = model.concept.code_vectors(self.config.code_vectors)
             loss = loss + self.config.geometry_weight * geometry_loss(vectors, self.geometry)
         return loss
 

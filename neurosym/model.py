@@ -12,57 +12,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurosym.concepts import ConceptOutput, GumbelConcepts, TemperatureSchedule, VectorQuantizer
-from neurosym.concepts.continuous import ContinuousConcepts
-from neurosym.errors import ConfigError, check_shape
+from neurosym.concepts import ConceptConfig, ConceptLayer, ConceptOutput, build_concept_layer
+from neurosym.errors import ConfigError
+from neurosym.inputs import InputConfig, build_adapter
 
 
 @dataclass
-class ConceptConfig:
-    """The discrete layer: kind, codebook size K, slots S and the layer's own options."""
+class ModelConfig(InputConfig):
+    """Whole-model hyperparameters (saved with every run): the input section (``InputConfig``:
+    ``input``, ``image_size``, ...), the Transformer, and the concept section ``concept``."""
 
-    kind: Literal["gumbel", "vq", "none"] = "gumbel"  # none: continuous baseline, no bottleneck
-    num_codes: int = 10
-    num_slots: int = 1
-    slots: Literal["pooled", "tokens"] = "pooled"
-    hard: bool = True
-    temperature: TemperatureSchedule = field(default_factory=TemperatureSchedule)
-    diversity_weight: float = 0.0
-    commitment_weight: float = 0.25
-    ema: bool = True
-    decay: float = 0.99
-    cosine: bool = False
-    dead_code_threshold: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.num_codes < 2:
-            raise ConfigError(f"concept.num_codes must be >= 2, got {self.num_codes}")
-        if self.num_slots < 1:
-            raise ConfigError(f"concept.num_slots must be >= 1, got {self.num_slots}")
-
-
-@dataclass
-class ModelConfig:
-    """Whole-model hyperparameters (saved with every run).
-
-    ``input``: ``patches`` (images ``[B, H, W]`` or ``[B, C, H, W]``), ``tokens`` (ids ``[B, N]``)
-    or ``features`` (vectors ``[B, N, F]`` or ``[B, F]``).
-    """
-
-    input: Literal["patches", "tokens", "features"] = "patches"
-    image_size: int = 8
-    patch_size: int = 2
-    channels: int = 1
-    stem: Literal["conv", "strided"] = "conv"
-    stem_channels: int = 0
-    vocab_size: int = 0
-    feature_dim: int = 0
     max_tokens: int = 256
     d_model: int = 64
     n_heads: int = 4
@@ -78,85 +42,11 @@ class ModelConfig:
             raise ConfigError(f"model.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not -1 <= self.concept_depth <= self.n_layers:
             raise ConfigError(f"model.concept_depth must be in [-1, {self.n_layers}], got {self.concept_depth}")
-        if self.input == "patches" and self.stem == "strided" and not self.stem_channels:
-            raise ConfigError("model.stem = 'strided' needs model.stem_channels > 0")
-        stride = PatchEmbedding.STEM_STRIDE[self.stem] if self.input == "patches" and self.stem_channels else 1
-        if self.input == "patches" and self.image_size % (self.patch_size * stride):
-            raise ConfigError(f"model.patch_size {self.patch_size} (after the {self.stem} stem's stride {stride}) "
-                              f"does not divide image_size {self.image_size}")
-        if self.input == "tokens" and self.vocab_size < 1:
-            raise ConfigError("model.vocab_size must be set for input = 'tokens'")
-        if self.input == "features" and self.feature_dim < 1:
-            raise ConfigError("model.feature_dim must be set for input = 'features'")
+        self.check_input("model")
 
     @property
     def depth(self) -> int:
         return self.n_layers if self.concept_depth == -1 else self.concept_depth
-
-
-class PatchEmbedding(nn.Module):
-    """Images ``[B, C, H, W]`` (or ``[B, H, W]``) -> patch tokens ``[B, N, D]``.
-
-    With ``stem_channels = c > 0`` a convolutional stem looks at each pixel's neighbourhood before the
-    patch projection, which small-data Transformers need to see strokes: ``stem = "conv"`` is one 3x3
-    convolution (N = (H/p)(W/p)); ``stem = "strided"`` is a 5x5 convolution with stride 2 to c channels
-    and a 3x3 one with stride 2 to 2c, each batch-normalised, so a 28x28 digit becomes a 7x7 map cheaply
-    (N = (H/4p)(W/4p)).
-    """
-
-    STEM_STRIDE = {"conv": 1, "strided": 4}
-
-    def __init__(self, image_size: int, patch_size: int, channels: int, dim: int, stem_channels: int = 0,
-                 stem: str = "conv") -> None:
-        super().__init__()
-        self.image_size, self.channels = image_size, channels
-        layers: list[nn.Module] = []
-        stride = 1
-        if stem_channels and stem == "strided":
-            layers = [nn.Conv2d(channels, stem_channels, kernel_size=5, stride=2, padding=2),
-                      nn.BatchNorm2d(stem_channels), nn.GELU(),
-                      nn.Conv2d(stem_channels, 2 * stem_channels, kernel_size=3, stride=2, padding=1),
-                      nn.BatchNorm2d(2 * stem_channels), nn.GELU()]
-            channels, stride = 2 * stem_channels, self.STEM_STRIDE[stem]
-        elif stem_channels:
-            layers = [nn.Conv2d(channels, stem_channels, kernel_size=3, padding=1), nn.GELU()]
-            channels = stem_channels
-        self.proj = nn.Sequential(*layers, nn.Conv2d(channels, dim, kernel_size=patch_size, stride=patch_size))
-        self.num_tokens = (image_size // stride // patch_size) ** 2
-
-    def forward(self, images: Tensor) -> Tensor:
-        if images.dim() == 3:
-            images = images.unsqueeze(1)
-        size = self.image_size
-        check_shape("images", images, f"[B, {self.channels}, {size}, {size}]", 4, d1=self.channels, d2=size, d3=size)
-        return self.proj(images).flatten(2).transpose(1, 2)  # (B, N, D)
-
-
-class TokenEmbedding(nn.Module):
-    """Token ids ``[B, N]`` -> ``[B, N, D]``."""
-
-    def __init__(self, vocab_size: int, dim: int) -> None:
-        super().__init__()
-        self.vocab_size = vocab_size
-        self.embed = nn.Embedding(vocab_size, dim)
-
-    def forward(self, ids: Tensor) -> Tensor:
-        check_shape("token ids", ids, "[B, N]", 2)
-        return self.embed(ids)
-
-
-class FeatureEmbedding(nn.Module):
-    """Feature vectors ``[B, N, F]`` (or one vector ``[B, F]``) -> ``[B, N, D]``."""
-
-    def __init__(self, feature_dim: int, dim: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(feature_dim, dim)
-
-    def forward(self, features: Tensor) -> Tensor:
-        if features.dim() == 2:
-            features = features.unsqueeze(1)
-        check_shape("features", features, "[B, N, F]", 3, d2=self.proj.in_features)
-        return self.proj(features)
 
 
 class SelfAttention(nn.Module):
@@ -215,20 +105,6 @@ class ModelOutput:
     logits: Tensor | None
 
 
-def build_concept_layer(config: ConceptConfig, dim: int) -> nn.Module:
-    if config.kind == "none":
-        return ContinuousConcepts(dim)
-    if config.kind == "gumbel":
-        return GumbelConcepts(
-            dim, config.num_codes, hard=config.hard, schedule=config.temperature,
-            diversity_weight=config.diversity_weight,
-        )
-    return VectorQuantizer(
-        dim, config.num_codes, commitment_weight=config.commitment_weight, ema=config.ema,
-        decay=config.decay, cosine=config.cosine, dead_code_threshold=config.dead_code_threshold,
-    )
-
-
 class ConceptTransformer(nn.Module):
     """Transformer encoder with a discrete concept layer at a configurable depth.
 
@@ -239,16 +115,8 @@ class ConceptTransformer(nn.Module):
         super().__init__()
         self.config = config
         dim = config.d_model
-        if config.input == "patches":
-            self.adapter = PatchEmbedding(
-                config.image_size, config.patch_size, config.channels, dim, config.stem_channels, config.stem
-            )
-            max_tokens = self.adapter.num_tokens
-        elif config.input == "tokens":
-            self.adapter, max_tokens = TokenEmbedding(config.vocab_size, dim), config.max_tokens
-        else:
-            self.adapter, max_tokens = FeatureEmbedding(config.feature_dim, dim), config.max_tokens
-        self.max_tokens = max_tokens
+        self.adapter = build_adapter(config, dim)
+        self.max_tokens = max_tokens = config.patch_tokens if config.input == "patches" else config.max_tokens
         self.position = nn.Parameter(torch.zeros(1, max_tokens, dim))
         nn.init.trunc_normal_(self.position, std=0.02)
         make_block = lambda: Block(dim, config.n_heads, config.mlp_ratio, config.dropout)  # noqa: E731
@@ -297,8 +165,7 @@ class ConceptTransformer(nn.Module):
 
     def set_step(self, step: int) -> None:
         """Anneal step-dependent parts (the Gumbel temperature) to optimizer step ``step``."""
-        if isinstance(self.concept, GumbelConcepts):
-            self.concept.set_step(step)
+        self.concept.set_step(step)
 
 
 class TupleClassifier(nn.Module):
@@ -325,7 +192,7 @@ class TupleClassifier(nn.Module):
         self.table = nn.Parameter(torch.randn(num_codes ** arity, num_labels) * table_init / table_scale)
 
     @property
-    def concept(self):
+    def concept(self) -> ConceptLayer:
         return self.encoder.concept
 
     def encode(self, inputs: Tensor) -> tuple[Tensor, ConceptOutput]:

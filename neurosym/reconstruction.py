@@ -23,7 +23,7 @@ from neurosym.errors import ConfigError, check_finite
 from neurosym.prior import CodePrior, PriorConfig
 from neurosym.tasks import shuffled_batches
 from neurosym.version import code_version
-from neurosym.vqvae import VQVAE, VQVAEConfig
+from neurosym.vqvae import VQVAE, VQVAEConfig, upgrade_saved_config
 
 GENERATOR_KIND = "neurosym.vqvae+prior"
 
@@ -62,7 +62,7 @@ def code_statistics(model: VQVAE, inputs: Tensor, device: torch.device | str = "
     fraction of codes used at least once, code perplexity, and the codes ``[N, S]`` themselves."""
     was_training = model.training
     model.eval()
-    usage = CodebookUsage(model.config.num_codes if model.config.kind != "none" else 1)
+    usage = CodebookUsage(model.concept.num_codes)
     total, codes, latents = 0.0, [], []
     for chunk in inputs.split(batch_size):
         out = model(chunk.to(device))
@@ -96,7 +96,7 @@ def load_generator(path: str | Path) -> tuple[VQVAE, CodePrior]:
     if not isinstance(state, dict) or state.get("kind") != GENERATOR_KIND:
         found = state.get("kind", "no 'kind' field") if isinstance(state, dict) else type(state).__name__
         raise ConfigError(f"{path}: not a VQ-VAE + prior checkpoint (expected kind {GENERATOR_KIND!r}, found {found!r})")
-    vqvae = VQVAE(from_dict(VQVAEConfig, state["vqvae_config"], "vqvae_config."))
+    vqvae = VQVAE(from_dict(VQVAEConfig, upgrade_saved_config(state["vqvae_config"]), "vqvae_config."))
     prior = CodePrior(from_dict(PriorConfig, state["prior_config"], "prior_config."))
     for name, model in (("vqvae", vqvae), ("prior", prior)):
         try:

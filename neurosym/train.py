@@ -288,8 +288,8 @@ def fit(
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
-        for usage in _usage_trackers(model):
-            usage.reset()
+        for layer in _concept_layers(model):
+            layer.usage.reset()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loss_sum = torch.zeros((), device=device)
         for index, batch in enumerate(task.batches(epoch, generator, config.batch_size, **shard)):
@@ -325,11 +325,9 @@ def fit(
         elapsed += time.perf_counter() - started
         row: dict[str, float] = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, "train_loss": train_loss,
                                  "lr": scheduler.get_last_lr()[0], "train_seconds": round(elapsed, 3)}
-        temperature = getattr(getattr(model, "concept", None), "temperature", None)
-        if temperature is not None:
-            row["temperature"] = temperature
-        for usage in _usage_trackers(model):
-            row.update({f"train_{k}": v for k, v in usage.stats().items()})
+        for layer in _concept_layers(model):
+            for key, value in layer.statistics().items():  # usage counts this epoch's training batches
+                row[key if key == "temperature" else f"train_{key}"] = value
         if lead and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
             model.eval()
             with torch.no_grad(), autocast:
@@ -363,7 +361,7 @@ def _pinned(batch: Any) -> Any:
     return batch
 
 
-def _usage_trackers(model: nn.Module):
-    from neurosym.concepts import CodebookUsage
+def _concept_layers(model: nn.Module):
+    from neurosym.concepts import ConceptLayer
 
-    return [m for m in model.modules() if isinstance(m, CodebookUsage)]
+    return [m for m in model.modules() if isinstance(m, ConceptLayer)]

@@ -17,18 +17,18 @@ Bits per input are ``S * log2 K``; the store keeps one 64-bit integer per (input
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurosym.concepts import ConceptOutput, GumbelConcepts, TemperatureSchedule, VectorQuantizer
-from neurosym.concepts.continuous import ContinuousConcepts
+from neurosym.concepts import ConceptConfig, ConceptOutput, TemperatureSchedule, build_concept_layer
 from neurosym.errors import ConfigError, ShapeError, check_shape
-from neurosym.model import Block, FeatureEmbedding, PatchEmbedding, SlotPooling, TokenEmbedding
+from neurosym.inputs import InputConfig, build_adapter
+from neurosym.model import Block, SlotPooling
 
 STORE_INT_BITS = 63  # a signed 64-bit SQL integer holds codes up to 2**63 - 1
 
@@ -81,61 +81,68 @@ def unpack_codes(packed: Tensor, num_slots: int, num_codes: int) -> Tensor:
     return torch.stack(digits[::-1], dim=1)
 
 
+def vqvae_concept(**changes) -> ConceptConfig:
+    """The VQ-VAE's default concept section (VQ, K = 64, one slot per token, data-initialised codebook)
+    with ``changes`` applied, e.g. ``vqvae_concept(kind="gumbel", num_codes=8)``."""
+    defaults = dict(kind="vq", num_codes=64, slots="tokens", num_slots=16, commitment_weight=0.1, decay=0.95,
+                    temperature=TemperatureSchedule("exponential", 1.0, 0.3, 1000), data_init=True)
+    return ConceptConfig(**(defaults | changes))
+
+
+def upgrade_saved_config(saved: dict) -> dict:
+    """A VQ-VAE config saved before the concept section was nested, with its concept keys moved there."""
+    if "concept" in saved:
+        return saved
+    names = {f.name for f in dataclasses.fields(ConceptConfig)}
+    concept = {key: value for key, value in saved.items() if key in names}
+    return {key: value for key, value in saved.items() if key not in names} | {"concept": {"data_init": True, **concept}}
+
+
 @dataclass
-class VQVAEConfig:
+class VQVAEConfig(InputConfig):
     """A VQ-VAE over images (``patches``), token ids (``tokens``) or feature vectors (``features``).
 
-    ``seq_len`` is N for tokens/features (1 for single vectors ``[B, F]``); for patches N is
-    ``(image_size / patch_size)**2``. ``slots = "tokens"`` makes S = N; ``"pooled"`` uses
-    ``num_slots`` learned queries.
+    The input keys are the Concept Transformer's (``InputConfig``); ``concept`` is the same section as
+    ``model.concept`` (kind, K, slots and the layer's options; here VQ with a data-initialised codebook
+    by default). ``seq_len`` is N for tokens/features (1 for single vectors ``[B, F]``); for patches N
+    is ``(image_size / patch_size)**2``. ``concept.slots = "tokens"`` makes S = N; ``"pooled"`` uses
+    ``concept.num_slots`` learned queries. ``code_dim`` is E, the width slot states are projected to
+    before the concept layer.
     """
 
-    input: Literal["patches", "tokens", "features"] = "patches"
-    image_size: int = 8
-    patch_size: int = 2
-    channels: int = 1
-    vocab_size: int = 0
-    feature_dim: int = 0
     seq_len: int = 1
     d_model: int = 64
     n_heads: int = 4
     encoder_layers: int = 2
     decoder_layers: int = 2
     mlp_ratio: int = 2
-    slots: Literal["pooled", "tokens"] = "tokens"
-    num_slots: int = 16
-    kind: Literal["vq", "gumbel", "none"] = "vq"
-    num_codes: int = 64
     code_dim: int = 2
-    commitment_weight: float = 0.1
-    decay: float = 0.95
-    cosine: bool = False
-    dead_code_threshold: float = 0.1
-    temperature: TemperatureSchedule = field(default_factory=lambda: TemperatureSchedule("exponential", 1.0, 0.3, 1000))
+    concept: ConceptConfig = field(default_factory=vqvae_concept)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ConfigError(f"vqvae.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if self.num_codes < 2:
-            raise ConfigError(f"vqvae.num_codes must be >= 2, got {self.num_codes}")
-        if self.num_slots < 1 or self.code_dim < 1:
-            raise ConfigError(f"vqvae.num_slots and code_dim must be >= 1, got {self.num_slots}, {self.code_dim}")
-        if self.input == "patches" and self.image_size % self.patch_size:
-            raise ConfigError(f"vqvae.patch_size {self.patch_size} does not divide image_size {self.image_size}")
-        if self.input == "tokens" and self.vocab_size < 2:
-            raise ConfigError("vqvae.vocab_size must be >= 2 for input = 'tokens'")
-        if self.input == "features" and self.feature_dim < 1:
-            raise ConfigError("vqvae.feature_dim must be set for input = 'features'")
-        if self.slots == "tokens":
-            self.num_slots = self.num_tokens
+        if self.code_dim < 1:
+            raise ConfigError(f"vqvae.code_dim must be >= 1, got {self.code_dim}")
+        self.check_input("vqvae")
+        if self.stem_channels:  # the decoder rebuilds each token as one patch of pixels, with no stem to undo
+            raise ConfigError(f"vqvae.stem_channels must be 0 (the decoder rebuilds plain patches), got {self.stem_channels}")
+        if self.concept.slots == "tokens":
+            self.concept.num_slots = self.num_tokens
         check_code_bits(self.num_slots, self.num_codes)
+
+    @property
+    def num_slots(self) -> int:
+        return self.concept.num_slots
+
+    @property
+    def num_codes(self) -> int:
+        return self.concept.num_codes
 
     @property
     def num_tokens(self) -> int:
         """N, the number of input tokens the encoder reads and the decoder rebuilds."""
-        if self.input == "patches":
-            return (self.image_size // self.patch_size) ** 2
-        return self.seq_len
+        return self.patch_tokens if self.input == "patches" else self.seq_len
 
     @property
     def token_width(self) -> int:
@@ -161,19 +168,6 @@ class VQVAEOutput:
     loss: Tensor
 
 
-def build_quantizer(config: VQVAEConfig) -> nn.Module:
-    """The discrete layer over E-dim slot states (or the identity for ``kind = "none"``)."""
-    width = config.code_dim
-    if config.kind == "none":
-        return ContinuousConcepts(width)
-    if config.kind == "gumbel":
-        return GumbelConcepts(width, config.num_codes, code_dim=width, schedule=config.temperature)
-    return VectorQuantizer(
-        width, config.num_codes, commitment_weight=config.commitment_weight, decay=config.decay,
-        cosine=config.cosine, dead_code_threshold=config.dead_code_threshold, data_init=True,
-    )
-
-
 class Decoder(nn.Module):
     """Pre-norm blocks over the S code vectors rebuild the N input tokens: ``[B, S, E]`` -> ``[B, N, P]``."""
 
@@ -186,7 +180,7 @@ class Decoder(nn.Module):
         # With one slot per token the slot itself rebuilds its token (a residual path from each code
         # to its patch, as in a convolutional VQ-VAE); pooled slots are read by N learned queries.
         self.queries = None
-        if config.slots == "pooled":
+        if config.concept.slots == "pooled":
             self.queries = nn.Parameter(torch.randn(1, config.num_tokens, dim) * 0.02)
         self.blocks = nn.ModuleList(
             Block(dim, config.n_heads, config.mlp_ratio, 0.0) for _ in range(config.decoder_layers)
@@ -216,23 +210,17 @@ class VQVAE(nn.Module):
         super().__init__()
         self.config = config
         dim = config.d_model
-        if config.input == "patches":
-            self.adapter = PatchEmbedding(config.image_size, config.patch_size, config.channels, dim)
-        elif config.input == "tokens":
-            self.adapter = TokenEmbedding(config.vocab_size, dim)
-        else:
-            self.adapter = FeatureEmbedding(config.feature_dim, dim)
+        self.adapter = build_adapter(config, dim)
         self.position = nn.Parameter(torch.randn(1, config.num_tokens, dim) * 0.02)
         self.encoder = nn.ModuleList(Block(dim, config.n_heads, config.mlp_ratio, 0.0) for _ in range(config.encoder_layers))
-        self.pool = SlotPooling(dim, config.num_slots) if config.slots == "pooled" else None
+        self.pool = SlotPooling(dim, config.num_slots) if config.concept.slots == "pooled" else None
         self.norm = nn.LayerNorm(dim)
         self.to_code = nn.Linear(dim, config.code_dim)
-        self.concept = build_quantizer(config)
+        self.concept = build_concept_layer(config.concept, config.code_dim)
         self.decoder = Decoder(config)
 
     def set_step(self, step: int) -> None:
-        if isinstance(self.concept, GumbelConcepts):
-            self.concept.set_step(step)
+        self.concept.set_step(step)
 
     def encode(self, inputs: Tensor) -> ConceptOutput:
         x = self.adapter(inputs)  # (B, N, D)
@@ -247,15 +235,10 @@ class VQVAE(nn.Module):
     def code_vectors(self, codes: Tensor) -> Tensor:
         """Code ids ``[B, S]`` -> the code vectors the decoder reads ``[B, S, E]``."""
         check_shape("codes", codes, "[B, S]", 2, d1=self.config.num_slots)
-        if self.config.kind == "none":
-            raise ConfigError("a continuous autoencoder (kind = 'none') has no codebook to decode codes from")
+        self.concept.code_vectors()  # a layer without a codebook says so here
         if codes.min() < 0 or codes.max() >= self.config.num_codes:
             raise ConfigError(f"codes must lie in [0, {self.config.num_codes}), got [{int(codes.min())}, {int(codes.max())}]")
-        if isinstance(self.concept, GumbelConcepts):
-            return self.concept.embedding[codes]
-        book = self.concept.codebook
-        book = F.normalize(book, dim=-1) if self.concept.cosine else book
-        return self.concept.project_out(book[codes])
+        return self.concept.embed_codes(codes)
 
     def decode(self, quantized: Tensor) -> Tensor:
         """Code vectors ``[B, S, E]`` -> reconstruction (images, token logits or features)."""

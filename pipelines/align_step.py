@@ -35,7 +35,7 @@ class AlignOutcome:
 def compute_alignment(method: str, config: ExperimentConfig, prepared: PreparedTask,
                       encoded: EncodedRun) -> alignment.CodeAlignment:
     if method not in METHODS:
-        raise ValueError(f"unknown alignment method {method!r}; expected one of {', '.join(METHODS)}")
+        raise ConfigError(f"unknown alignment method {method!r}; expected one of {', '.join(METHODS)}")
     relation, symbols = prepared.relation, prepared.symbols
     num_codes = config.model.concept.num_codes
     train = encoded.splits["train"]

@@ -1,21 +1,26 @@
 """The ``neurosym`` command line: a thin click layer over the pipeline and store functions.
 
-Every command opens what it needs, calls one library function and prints its result. Errors that a
-user can fix (bad file, query, config, tensor) are ``ValueError``/``OSError`` subclasses raised where
-the bad value is first seen; here they become one ``click.ClickException`` line and a non-zero exit,
-unless ``--debug`` asks for the traceback.
+Every command opens what it needs, calls one library function and prints its result. The commands
+are found, not listed: each module in ``pipelines/commands`` exposes ``COMMANDS``, a list of click
+commands or groups, and a new module there is a new command. Errors a user can fix are the project's
+own types (``neurosym.errors.NeurosymError``, ``kg.errors.KGError``) or the operating system's word
+on a file or port they named (``OSError``); here they become one ``click.ClickException`` line and a
+non-zero exit, unless ``--debug`` asks for the traceback. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import click
 
-from pipelines.commands.kg import STORE_HELP, VIEW_DIR_HELP
+import pipelines.commands
+from kg.errors import KGError
+from neurosym.errors import NeurosymError
+from pipelines.commands.options import STORE_HELP, VIEW_DIR_HELP
 
-# Each module in pipelines/commands exposes COMMANDS, a list of click commands or groups.
-COMMAND_MODULES = ("train", "kg", "run", "serve", "report", "sample")
+USER_ERRORS = (NeurosymError, KGError, OSError)
 
 
 class ErrorReportingGroup(click.Group):
@@ -24,9 +29,7 @@ class ErrorReportingGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except (ValueError, OSError, KeyError, LookupError) as exc:
+        except USER_ERRORS as exc:
             if ctx.params.get("debug"):
                 raise
             raise click.ClickException(str(exc) or type(exc).__name__) from None
@@ -39,11 +42,17 @@ class ErrorReportingGroup(click.Group):
 @click.version_option(package_name="neurosym")
 def main(debug: bool, store: str | None, view_dir: str | None) -> None:
     """neurosym: discrete concept layers bridged to a knowledge graph."""
-    # Subcommands read --store/--view-dir from here when not given after them (pipelines.commands.kg).
+    # Subcommands read --store/--view-dir from here when not given after them (pipelines.commands.options).
 
 
-for _name in COMMAND_MODULES:
-    for _command in importlib.import_module(f"pipelines.commands.{_name}").COMMANDS:
+def command_modules() -> list[str]:
+    """The modules of ``pipelines/commands`` that define commands (those with ``COMMANDS``)."""
+    names = [f"pipelines.commands.{info.name}" for info in pkgutil.iter_modules(pipelines.commands.__path__)]
+    return [name for name in sorted(names) if hasattr(importlib.import_module(name), "COMMANDS")]
+
+
+for _module in command_modules():
+    for _command in importlib.import_module(_module).COMMANDS:
         main.add_command(_command)
 
 

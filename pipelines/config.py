@@ -6,12 +6,13 @@ then in the bundled ``data/`` folder, so ``kg = ["arithmetic.ttl"]`` works from 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from neurosym.concepts import TemperatureSchedule
-from neurosym.config import ConfigError, load_toml
+from neurosym.config import ConfigError, from_dict, read_toml, to_dict
 from neurosym.consistency import ConsistencyConfig
 from neurosym.gnn import LinkPredictionConfig
 from neurosym.model import ConceptConfig, ModelConfig
@@ -179,20 +180,32 @@ class ExperimentConfig:
 def load_config(path: str | Path | None = None, **overrides) -> tuple[ExperimentConfig, Path]:
     """Read an experiment config (the bundled digit-addition one by default).
 
+    ``overrides`` map dotted keys to values (``**{"train.epochs": 5}``; None values are skipped). They
+    are merged into the file's data before it is validated, so an override is checked exactly like the
+    same value in the file: an unknown key or a bad value is one ConfigError line naming it.
     Returns the config and the folder its relative paths resolve against.
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG
-    config = load_toml(ExperimentConfig, path)
+    data = read_toml(path)
+    defaults = to_dict(ExperimentConfig())
     for key, value in overrides.items():
         if value is not None:
-            section, _, name = key.rpartition(".")
-            target = config
-            for part in filter(None, section.split(".")):
-                target = getattr(target, part)
-            if not hasattr(target, name):
-                raise ConfigError(f"unknown config key {key!r}")
-            setattr(target, name, value)
-    return config, path.resolve().parent
+            merge_override(data, defaults, key, value)
+    return from_dict(ExperimentConfig, data), path.resolve().parent
+
+
+def merge_override(data: dict, defaults: dict, key: str, value) -> None:
+    """Set dotted ``key`` in the nested ``data``. A section the file lacks starts from its default
+    (``defaults``, the experiment's own), as if the file had spelled the default out."""
+    *sections, name = key.split(".")
+    for depth, section in enumerate(sections):
+        if section not in data:
+            data[section] = copy.deepcopy(defaults.get(section, {})) if isinstance(defaults, dict) else {}
+        data = data[section]
+        defaults = defaults.get(section, {}) if isinstance(defaults, dict) else {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config key {key!r}: {'.'.join(sections[:depth + 1])!r} is a value, not a section")
+    data[name] = value
 
 
 def resolve_path(name: str, base: Path | None = None) -> Path:

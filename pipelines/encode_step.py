@@ -72,9 +72,8 @@ def encode(config: ExperimentConfig, prepared: PreparedTask, run_dir: str | Path
     target = select_device(device)
     model.to(target)
     checkpoint = run_dir / "checkpoint.pt"
-    layer = model.concept
-    table = layer.embedding if hasattr(layer, "embedding") else layer.codebook
-    num_codes = config.model.concept.num_codes
+    code_norms = model.concept.code_vectors().detach().float().norm(dim=-1).cpu().numpy()  # (K,)
+    num_codes = model.concept.num_codes
     splits: dict[str, EncodedSplit] = {}
     usage = np.zeros(num_codes)
     top_k = min(config.steps.top_k, num_codes)
@@ -93,7 +92,7 @@ def encode(config: ExperimentConfig, prepared: PreparedTask, run_dir: str | Path
             grid = np.meshgrid(np.arange(n), np.arange(slots), np.arange(top_k), indexing="ij")
             assignment_rows.append((input_ids[grid[0]].ravel(), grid[1].ravel(), grid[2].ravel(),
                                     top_c.numpy().ravel(), top_p.numpy().clip(0, 1).ravel()))
-        store.add_codes(run_id, np.arange(num_codes), table.detach().float().norm(dim=-1).cpu().numpy(), usage / usage.sum())
+        store.add_codes(run_id, np.arange(num_codes), code_norms, usage / usage.sum())
         for ids, slot, rank, code, confidence in assignment_rows:
             store.add_assignments(run_id, ids, slot, code, confidence, rank=rank)
         members, labels = prepared.test_tuples(config)

@@ -7,7 +7,6 @@ digit-addition config into a folder and returns a printable summary.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ from pipelines.align_step import AlignOutcome, align
 from pipelines.config import ExperimentConfig, load_config, resolve_path
 from pipelines.encode_step import encode
 from pipelines.rules_step import RulesOutcome, apply_rules
-from pipelines.train_step import TrainOutcome, prepare_task, train, write_result
+from pipelines.run_folder import RunResult, default_run_dir
+from pipelines.train_step import prepare_task, train
 
 DEMO_QUERIES = {
     "test images whose concept is a prime (transitive subClassOf), most confident first": """
@@ -43,7 +43,7 @@ class PipelineResult:
     run_dir: Path
     store_url: str
     run_id: int
-    trained: TrainOutcome
+    trained: RunResult
     aligned: AlignOutcome
     rules: RulesOutcome | None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -94,18 +94,16 @@ def run(config: ExperimentConfig, base: Path | None, store: Store, run_dir: str 
     store.sync_rdf()
     lap("rdf_sync")
     result = PipelineResult(config, Path(run_dir), str(store.engine.url), encoded.run_id, trained, aligned, rules, seconds)
-    write_result(trained, config, extra={
-        "store_run_id": encoded.run_id, "alignment": aligned.alignment.to_json(),
-        "alignment_acc": aligned.accuracy, "pipeline": result.summary(),
-    })
-    (Path(run_dir) / "pipeline.json").write_text(json.dumps(result.summary(), indent=2))
+    trained.extra.update({"store_run_id": encoded.run_id, "alignment": aligned.alignment.to_json(),
+                          "alignment_acc": aligned.accuracy, "pipeline": result.summary()})
+    trained.save()
     return result
 
 
 def run_from_path(path: str | Path | None, store_url: str, run_dir: str | Path | None = None,
                   progress: bool = True, **overrides) -> PipelineResult:
     config, base = load_config(path, **overrides)
-    run_dir = Path(run_dir or f"runs/{config.name}-seed{config.train.seed}")
+    run_dir = Path(run_dir or default_run_dir(config))
     with Store.open(store_url) as store:
         return run(config, base, store, run_dir, progress=progress)
 

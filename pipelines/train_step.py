@@ -1,15 +1,11 @@
 """Pipeline step *train*: load the KG, compile the constraint query, train, evaluate, save the run.
 
-A run folder holds ``config.toml`` (the whole experiment), ``checkpoint.pt``, ``metrics.csv`` and
-``result.json`` (metrics, relation vocabularies, seed, code version, checkpoint hash).
+The run folder and its ``result.json`` are described in ``pipelines/run_folder.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,7 +13,6 @@ import torch
 from kg import vocab
 from kg.graph import RelationalGraph
 from kg.store import Store
-from neurosym.config import to_dict
 from neurosym.data.digits import random_affine, random_shift
 from neurosym.data.registry import load_dataset
 from neurosym.data.tuples import labelled_tuples
@@ -26,10 +21,10 @@ from neurosym.group_task import GroupTask, group_indices, label_groups
 from neurosym.model import ConceptTransformer, TupleClassifier
 from neurosym.tasks import RelationTask, SupervisedTask, SymbolData, TupleHeadTask
 from neurosym.train import TrainResult, distributed_context, fit, seed_everything
-from neurosym.version import code_version
 from pipelines.config import ExperimentConfig, resolve_path
 from pipelines.knowledge import Relation, dataset_symbols, relation_from_store
 from pipelines.knowledge_program import Program, program_from_store
+from pipelines.run_folder import RunResult, file_hash
 
 
 @dataclass
@@ -78,19 +73,6 @@ class PreparedTask:
             return groups[:count], labels[:count]
         return labelled_tuples(self.test.symbols, config.task.test_tuples, self.relation.tuples,
                                config.model.concept.num_codes, torch.Generator().manual_seed(0))
-
-
-@dataclass
-class TrainOutcome:
-    """What *train* leaves behind (also written to ``result.json``)."""
-
-    run_dir: Path
-    metrics: dict[str, float]
-    symbols: tuple[str, ...]  # code i means symbols[i]
-    labels: tuple[str, ...]
-    train_seconds: float
-    checkpoint_hash: str
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def load_kg(store: Store, config: ExperimentConfig, base: Path | None) -> int:
@@ -177,16 +159,8 @@ def build_model(config: ExperimentConfig, prepared: PreparedTask) -> torch.nn.Mo
     return encoder
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def train(config: ExperimentConfig, base: Path | None, store: Store | None, run_dir: str | Path,
-          progress: bool = True, resume: bool = True, prepared: PreparedTask | None = None) -> TrainOutcome:
+          progress: bool = True, resume: bool = True, prepared: PreparedTask | None = None) -> RunResult:
     """Train the experiment's model on its task and write the run folder.
 
     ``store`` is only read (to compile the task) when ``prepared`` is not given.
@@ -203,29 +177,15 @@ def train(config: ExperimentConfig, base: Path | None, store: Store | None, run_
     seed_everything(config.train.seed)
     model = build_model(config, prepared)
     result: TrainResult = fit(model, task, config.train, run_dir, run_config=config, resume=resume, progress=progress)
-    if distributed_context()[0] != 0:  # under torchrun only rank 0 writes the run's files
-        return TrainOutcome(result.run_dir, result.metrics, prepared.symbols, prepared.labels, result.train_seconds, "",
-                            result.history)
-    checkpoint_hash = file_hash(result.checkpoint)
-    outcome = TrainOutcome(
-        run_dir=result.run_dir, metrics=result.metrics, symbols=prepared.symbols, labels=prepared.labels,
-        train_seconds=result.train_seconds, checkpoint_hash=checkpoint_hash, history=result.history,
+    lead = distributed_context()[0] == 0  # under torchrun only rank 0 writes the run's files
+    outcome = RunResult(
+        run_dir=result.run_dir, config=config, metrics=result.metrics, symbols=prepared.symbols,
+        labels=prepared.labels, train_seconds=result.train_seconds,
+        checkpoint_hash=file_hash(result.checkpoint) if lead else "", history=result.history, extra=extra,
     )
-    write_result(outcome, config, extra)
+    if lead:
+        outcome.save()
     return outcome
-
-
-def write_result(outcome: TrainOutcome, config: ExperimentConfig, extra: dict | None = None) -> Path:
-    path = outcome.run_dir / "result.json"
-    payload = {
-        "name": config.name, "seed": config.train.seed, "code_version": code_version(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "metrics": outcome.metrics,
-        "train_seconds": outcome.train_seconds, "checkpoint": str(outcome.run_dir / "checkpoint.pt"),
-        "checkpoint_sha256": outcome.checkpoint_hash, "symbols": list(outcome.symbols),
-        "labels": list(outcome.labels), "config": to_dict(config), **(extra or {}),
-    }
-    path.write_text(json.dumps(payload, indent=2))
-    return path
 
 
 def supervised_ceiling(config: ExperimentConfig, prepared: PreparedTask, run_dir: str | Path,

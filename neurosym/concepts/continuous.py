@@ -8,19 +8,30 @@ every slot takes with probability 1.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from neurosym.concepts.layer import ConceptLayer, no_codebook
 from neurosym.concepts.output import CodebookUsage, ConceptOutput
+from neurosym.concepts.registry import register
 from neurosym.errors import check_shape, check_training_input
 
 
-class ContinuousConcepts(nn.Module):
+@register("none")
+class ContinuousConcepts(ConceptLayer):
     """Identity over slot states. Shapes: ``[B, S, D]`` -> quantized ``[B, S, D]``, codes ``[B, S]`` zeros."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
+        self.num_codes = 1
         self.usage = CodebookUsage(1)
+
+    @classmethod
+    def from_config(cls, config, dim: int) -> ContinuousConcepts:
+        return cls(dim)
+
+    def code_vectors(self, which: str = "embedding") -> Tensor:
+        raise no_codebook(self)
 
     def forward(self, x: Tensor) -> ConceptOutput:
         check_shape("ContinuousConcepts input", x, "[B, S, D]", 3, d2=self.dim)

@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurosym.concepts.layer import ConceptLayer
 from neurosym.concepts.output import CodebookUsage, ConceptOutput, batch_diversity_loss
+from neurosym.concepts.registry import register
 from neurosym.concepts.schedule import TemperatureSchedule
 from neurosym.errors import ConfigError, check_shape, check_training_input
 
@@ -41,7 +43,8 @@ def gumbel_softmax_sample(
     return straight_through(one_hot, soft)
 
 
-class GumbelConcepts(nn.Module):
+@register("gumbel")
+class GumbelConcepts(ConceptLayer):
     """Map slot states to discrete codes with a Gumbel-softmax over a learnable codebook.
 
     Args:
@@ -80,6 +83,11 @@ class GumbelConcepts(nn.Module):
         self.step = 0
         self.usage = CodebookUsage(num_codes)
 
+    @classmethod
+    def from_config(cls, config, dim: int) -> GumbelConcepts:
+        return cls(dim, config.num_codes, hard=config.hard, schedule=config.temperature,
+                   diversity_weight=config.diversity_weight)
+
     @property
     def temperature(self) -> float:
         return self.schedule(self.step)
@@ -87,6 +95,13 @@ class GumbelConcepts(nn.Module):
     def set_step(self, step: int) -> None:
         """Anneal the temperature to its value at optimizer step ``step``."""
         self.step = step
+
+    def statistics(self) -> dict[str, float]:
+        return {"temperature": self.temperature, **self.usage.stats()}
+
+    def code_vectors(self, which: str = "embedding") -> Tensor:
+        """``embedding`` ``[K, E]`` (fed forward) or ``readout`` ``[K, D]`` (the logit weights that pick a code)."""
+        return self.to_logits.weight if which == "readout" else self.embedding
 
     def forward(self, x: Tensor) -> ConceptOutput:
         check_shape("GumbelConcepts input", x, "[B, S, D]", 3, d2=self.to_logits.in_features)

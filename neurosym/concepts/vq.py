@@ -14,7 +14,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurosym.concepts.layer import ConceptLayer
 from neurosym.concepts.output import CodebookUsage, ConceptOutput
+from neurosym.concepts.registry import register
 from neurosym.errors import ConfigError, check_shape, check_training_input
 
 
@@ -28,7 +30,8 @@ def nearest_code_distances(x: Tensor, codebook: Tensor) -> Tensor:
     return x.pow(2).sum(-1, keepdim=True) - 2 * x @ codebook.t() + codebook.pow(2).sum(-1)
 
 
-class VectorQuantizer(nn.Module):
+@register("vq")
+class VectorQuantizer(ConceptLayer):
     """Nearest-code quantizer with straight-through gradient.
 
     Args:
@@ -95,6 +98,25 @@ class VectorQuantizer(nn.Module):
         # A buffer (not a Python flag) so that a loaded checkpoint is not re-initialised.
         self.register_buffer("initialised", torch.tensor(not data_init))
         self.usage = CodebookUsage(num_codes)
+
+    @classmethod
+    def from_config(cls, config, dim: int) -> VectorQuantizer:
+        return cls(dim, config.num_codes, commitment_weight=config.commitment_weight, ema=config.ema,
+                   decay=config.decay, cosine=config.cosine, dead_code_threshold=config.dead_code_threshold,
+                   data_init=config.data_init)
+
+    def statistics(self) -> dict[str, float]:
+        """Usage, and ``temperature``: the fixed scale of ``-distance`` in ``log_probs``."""
+        return {"temperature": self.temperature, **self.usage.stats()}
+
+    def code_vectors(self, which: str = "embedding") -> Tensor:
+        """The codebook ``[K, E]`` as stored (selection and read-out use the same vectors)."""
+        return self.codebook
+
+    def embed_codes(self, codes: Tensor) -> Tensor:
+        """Code ids ``[B, S]`` -> ``[B, S, D]``, as ``forward`` feeds them on (normalised, projected out)."""
+        book = F.normalize(self.codebook, dim=-1) if self.cosine else self.codebook
+        return self.project_out(book[codes])
 
     def forward(self, x: Tensor) -> ConceptOutput:
         check_shape("VectorQuantizer input", x, "[B, S, D]", 3, d2=self.dim)

@@ -3,63 +3,19 @@ prune) and ``neurosym query``.
 
 Each command opens the store named by ``--store`` (before or after the subcommand, or
 ``$NEUROSYM_STORE``), calls one ``kg.store.Store`` method and prints its result; errors are
-``ValueError``s that the top-level group prints as one line.
+``KGError``s that the top-level group prints as one line. The store is imported inside each command.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
 
 import click
-from rdflib import Graph
-from rdflib.util import from_n3
 
-from kg.engine import StoreLocation, store_url
-from kg.loading import FORMATS, IllTypedLiteralWarning
-from kg.query_guard import QueryLimits
-from kg.rdf_io import OUTPUT_FORMATS, bind_prefixes
-from kg.rdf_view import ViewBusyError
-from kg.sparql import RESULT_FORMATS
-from kg.store import Store
-
-DEFAULT_STORE = "runs/neurosym.sqlite"
-STORE_HELP = "Store to use: a SQLite file path or any SQLAlchemy URL (env NEUROSYM_STORE; default runs/neurosym.sqlite)."
-VIEW_DIR_HELP = ("Folder of the store's RDF view (env NEUROSYM_VIEW_DIR; default: beside a SQLite file, "
-                 "~/.cache/neurosym/views/<store id> for a server).")
-
-
-def _remember_view_dir(ctx: click.Context, _param, value):
-    if value:
-        ctx.meta["neurosym.view_dir"] = value
-    return value
-
-
-def resolve_store(ctx: click.Context, _param, value) -> StoreLocation:
-    """The store named after the subcommand, else before it (``neurosym --store X kg load``), else the
-    environment, else the default; it carries ``--view-dir`` along."""
-    root = ctx.find_root()
-    target = value or root.params.get("store") or os.environ.get("NEUROSYM_STORE") or DEFAULT_STORE
-    view_dir = ctx.meta.get("neurosym.view_dir") or root.params.get("view_dir") or os.environ.get("NEUROSYM_VIEW_DIR")
-    return StoreLocation(target, view_dir)
-
-
-def store_option(command):
-    """The shared ``--store PATH_OR_URL`` and ``--view-dir DIR`` options; the command receives the store
-    as its ``store`` argument (a ``StoreLocation``, which ``Store.open`` reads the view folder from)."""
-    command = click.option("--store", "store", default=None, metavar="PATH_OR_URL", callback=resolve_store,
-                           help=STORE_HELP)(command)
-    return click.option("--view-dir", default=None, metavar="DIR", expose_value=False, is_eager=True,
-                        callback=_remember_view_dir, help=VIEW_DIR_HELP)(command)
-
-allow_service_option = click.option(
-    "--allow-service", "allow_service", multiple=True, metavar="HOST[:PORT]",
-    help="Let SERVICE clauses call this host (repeatable); without it no query reaches another host.",
-)
-"""The shared ``--allow-service`` allow-list of ``query`` and ``serve``."""
+from pipelines.commands.options import ChoiceFrom, allow_service_option, store_option
 
 
 @click.group("kg")
@@ -69,6 +25,8 @@ def kg_group() -> None:
 
 def _new_sqlite_file(store: str) -> Path | None:
     """The SQLite file ``store`` names if it does not exist yet (so that a failed load can remove it)."""
+    from kg.engine import store_url
+
     _, sqlite_file = store_url(store)
     return sqlite_file if sqlite_file is not None and not sqlite_file.exists() else None
 
@@ -76,11 +34,15 @@ def _new_sqlite_file(store: str) -> Path | None:
 @kg_group.command("load")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--graph", default=None, help="Named graph IRI for default-graph triples (default graph:kg).")
-@click.option("--format", "fmt", default=None, type=click.Choice(list(FORMATS)),
+@click.option("--format", "fmt", default=None, type=ChoiceFrom("kg.loading", "FORMATS"),
               help="RDF format (default: from each file's extension).")
 @store_option
-def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store: StoreLocation) -> None:
+def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store) -> None:
     """Load RDF FILES (Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD) into the store: all files or nothing."""
+    from kg.loading import IllTypedLiteralWarning
+    from kg.rdf_view import ViewBusyError
+    from kg.store import Store
+
     created = _new_sqlite_file(store)
     try:
         with Store.open(store) as st, warnings.catch_warnings(record=True) as caught:
@@ -108,14 +70,16 @@ def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store: Sto
 
 
 @kg_group.command("export")
-@click.option("--format", "fmt", default="turtle", show_default=True, type=click.Choice(list(OUTPUT_FORMATS)),
+@click.option("--format", "fmt", default="turtle", show_default=True, type=ChoiceFrom("kg.rdf_io", "OUTPUT_FORMATS"),
               help="turtle/nt: one graph; nquads/trig: named graphs kept.")
 @click.option("--run", "run_id", type=int, default=None, help="Export only this run's graph.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (streamed) instead of standard output.")
 @store_option
-def export(fmt: str, run_id: int | None, output: Path | None, store: StoreLocation) -> None:
+def export(fmt: str, run_id: int | None, output: Path | None, store) -> None:
     """Export the whole store (KG graphs and complete runs), or one run."""
+    from kg.store import Store
+
     with Store.open(store, shared_view=True) as st:
         text = st.export(format=fmt, run_id=run_id, path=output)
     if output is None:
@@ -126,8 +90,10 @@ def export(fmt: str, run_id: int | None, output: Path | None, store: StoreLocati
 
 @kg_group.command("rebuild")
 @store_option
-def rebuild(store: StoreLocation) -> None:
+def rebuild(store) -> None:
     """Rebuild the RDF view from SQL into a new folder and switch to it (derived data: always safe)."""
+    from kg.store import Store
+
     with Store.open(store) as st:
         graphs = st.rebuild_rdf()
         skipped = st.view.skipped
@@ -139,8 +105,10 @@ def rebuild(store: StoreLocation) -> None:
 @kg_group.command("runs")
 @click.option("--all", "show_all", is_flag=True, help="Also list incomplete runs (written by a command that did not finish).")
 @store_option
-def runs(show_all: bool, store: StoreLocation) -> None:
+def runs(show_all: bool, store) -> None:
     """List the runs in the store as JSON lines."""
+    from kg.store import Store
+
     with Store.open(store) as st:
         for run in st.runs(include_incomplete=show_all):
             click.echo(json.dumps(run, sort_keys=True))
@@ -154,8 +122,10 @@ def runs_group() -> None:
 @runs_group.command("delete")
 @click.argument("run_ids", nargs=-1, required=True, type=int)
 @store_option
-def delete_runs(run_ids: tuple[int, ...], store: StoreLocation) -> None:
+def delete_runs(run_ids: tuple[int, ...], store) -> None:
     """Delete runs RUN_IDS with their codes, assignments, alignments and rule graphs."""
+    from kg.store import Store
+
     with Store.open(store) as st:
         for run_id in run_ids:
             st.delete_run(run_id)
@@ -165,15 +135,19 @@ def delete_runs(run_ids: tuple[int, ...], store: StoreLocation) -> None:
 
 @runs_group.command("prune")
 @store_option
-def prune_runs(store: StoreLocation) -> None:
+def prune_runs(store) -> None:
     """Delete every incomplete run (left by a command that was killed); run it when no encode is running."""
+    from kg.store import Store
+
     with Store.open(store) as st:
         deleted = st.prune_runs()
         _sync_or_say(st)
     click.echo(f"deleted {len(deleted)} incomplete run(s){': ' + ', '.join(map(str, deleted)) if deleted else ''}")
 
 
-def _sync_or_say(st: Store) -> None:
+def _sync_or_say(st) -> None:
+    from kg.rdf_view import ViewBusyError
+
     try:
         st.sync_rdf()
     except ViewBusyError:
@@ -184,6 +158,11 @@ def _parse_binding(text: str):
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise click.BadParameter(f"{text!r}: expected NAME=VALUE, e.g. e=arith:n7 or min=0.9", param_hint="--bind")
+    from rdflib import Graph
+    from rdflib.util import from_n3
+
+    from kg.rdf_io import bind_prefixes
+
     nsm = bind_prefixes(Graph()).namespace_manager
     try:
         return name.lstrip("?"), from_n3(value, nsm=nsm)
@@ -195,21 +174,24 @@ def _parse_binding(text: str):
 @click.argument("sparql", required=False)
 @click.option("-f", "--file", "query_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the query from this file.")
-@click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(list(RESULT_FORMATS)),
+@click.option("--format", "fmt", default="table", show_default=True, type=ChoiceFrom("kg.sparql", "RESULT_FORMATS"),
               help="table, SPARQL 1.1 results json/csv/tsv; turtle or nt for CONSTRUCT/DESCRIBE.")
 @click.option("--bind", "binds", multiple=True, metavar="NAME=VALUE",
               help="Bind ?NAME to an RDF term in N3 syntax (arith:n7, 0.9, '\"x\"@en'); repeatable.")
-@click.option("--timeout", "timeout_s", default=QueryLimits.timeout_s, show_default=True,
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True), help="Seconds the query may run; then it is stopped.")
 @allow_service_option
 @store_option
 def query(sparql: str | None, query_file: Path | None, fmt: str, binds: tuple[str, ...], timeout_s: float,
-          allow_service: tuple[str, ...], store: StoreLocation) -> None:
+          allow_service: tuple[str, ...], store) -> None:
     """Run a read-only SPARQL query (SELECT, ASK, CONSTRUCT, DESCRIBE) over the store's RDF view.
 
     All project prefixes (ns:, arith:, run:, input:, rdf:, rdfs:, skos:, prov:, xsd:, owl:) are predeclared.
     Works beside a running 'neurosym serve' on the same store while its view is current.
     """
+    from kg.query_guard import QueryLimits
+    from kg.store import Store
+
     if (sparql is None) == (query_file is None):
         raise click.UsageError("give the query either as an argument or with -f FILE")
     text = sparql if sparql is not None else query_file.read_text(encoding="utf-8")

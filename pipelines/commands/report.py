@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.commands.kg import store_option
+from pipelines.commands.options import store_option
 
 
 @click.command("report")
@@ -20,11 +20,15 @@ def report_command(run: str, out_dir: Path | None, store: str) -> None:
     RUN is a run folder (runs/<name>-seed<k>, holding result.json) or a store run id (an integer); the
     per-input symbols come from --store.
     """
+    from kg.errors import KGError
     from kg.store import Store
     from pipelines.report import resolve_run, write_report
 
     with Store.open(store) as opened:
-        run_dir = resolve_run(run, opened)
+        try:
+            run_dir = resolve_run(run, opened)
+        except ValueError as exc:  # resolve_run names a RUN it cannot find with a plain ValueError
+            raise KGError(str(exc)) from None
         report = write_report(run_dir, opened, out_dir)
     click.echo(f"wrote {report.html} and {len(report.plots)} plot(s)")
     for note in report.notes:

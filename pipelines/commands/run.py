@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from pipelines.commands.kg import store_option
-from pipelines.commands.train import config_overrides, data_path_option, ensure_parent, overrides
+from pipelines.commands.options import (config_overrides, data_path_option, ensure_parent, overrides, run_dir_option,
+                                        store_option)
 
 
 def _print_summary(result, store=None) -> None:
@@ -28,7 +28,7 @@ def _print_summary(result, store=None) -> None:
 
 @click.command("run")
 @click.argument("config_path", required=False, type=click.Path(dir_okay=False))
-@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<name>-seed<seed>).")
+@run_dir_option
 @store_option
 @config_overrides
 @data_path_option
@@ -37,11 +37,12 @@ def run_command(config_path, run_dir, store, seed, epochs, device, data_path):
     from kg.store import Store
     from pipelines.config import load_config
     from pipelines.run import run
+    from pipelines.run_folder import default_run_dir
 
     config, base = load_config(config_path, **overrides(seed, epochs, device, data_path))
     ensure_parent(store)
     with Store.open(store) as opened:
-        result = run(config, base, opened, Path(run_dir or f"runs/{config.name}-seed{config.train.seed}"))
+        result = run(config, base, opened, Path(run_dir or default_run_dir(config)))
         _print_summary(result)
 
 
@@ -54,12 +55,13 @@ def demo_command(folder, seed, epochs, device):
     from kg.store import Store
     from pipelines.config import load_config
     from pipelines.run import run
+    from pipelines.run_folder import default_run_dir
 
     config, base = load_config(None, **overrides(seed, epochs, device or "cpu"))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with Store.open(folder / "neurosym.sqlite") as opened:
-        result = run(config, base, opened, folder / f"{config.name}-seed{config.train.seed}", resume=False)
+        result = run(config, base, opened, default_run_dir(config, folder), resume=False)
         _print_summary(result, opened)
 
 

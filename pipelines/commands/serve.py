@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.commands.kg import allow_service_option, store_option
+from pipelines.commands.options import allow_service_option, store_option
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "queries"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

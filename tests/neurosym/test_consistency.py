@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from neurosym.consistency import (
-    ConsistencyConfig, ConsistencyTask, code_vectors, curried_table, expected_plausibility, fit_platt,
+    ConsistencyConfig, ConsistencyTask, curried_table, expected_plausibility, fit_platt,
     fit_temperature, geometry_loss, geometry_table, holds_table, relation_loss, tuple_consistency,
 )
 from neurosym.errors import ConfigError, ShapeError
@@ -137,7 +137,8 @@ def test_task_wrapper_is_off_by_default_and_adds_terms(tiny_model_config):
     loss.backward()
     assert model.concept.to_logits.weight.grad.abs().sum() > 0
     assert on.steps_per_epoch(8) == base.steps_per_epoch(8) and on.num_codes == 4
-    assert code_vectors(model.concept, "embedding").shape == (4, 16)
+    assert model.concept.code_vectors("embedding").shape == (4, 16)
+    assert model.concept.code_vectors("readout").shape == (4, 16)
 
 
 def test_wrapper_rejects_bad_config():

@@ -6,7 +6,7 @@ from neurosym.errors import ConfigError, ShapeError
 from neurosym.reconstruction import ReconstructionTask, code_statistics, load_generator, save_generator
 from neurosym.prior import CodePrior, PriorConfig
 from neurosym.train import TrainConfig, fit
-from neurosym.vqvae import VQVAE, VQVAEConfig, check_code_bits, pack_codes, unpack_codes
+from neurosym.vqvae import VQVAE, VQVAEConfig, check_code_bits, pack_codes, unpack_codes, vqvae_concept
 
 TINY = dict(d_model=16, n_heads=2, encoder_layers=1, decoder_layers=1)
 
@@ -19,7 +19,8 @@ TINY = dict(d_model=16, n_heads=2, encoder_layers=1, decoder_layers=1)
     (dict(input="features", feature_dim=6, slots="pooled", num_slots=4), torch.rand(3, 6)),
 ])
 def test_every_input_is_rebuilt_from_its_codes(kind, config, inputs):
-    model = VQVAE(VQVAEConfig(kind=kind, num_codes=8, **TINY, **config))
+    slots = {key: config.pop(key) for key in ("slots", "num_slots") if key in config}
+    model = VQVAE(VQVAEConfig(concept=vqvae_concept(kind=kind, num_codes=8, **slots), **TINY, **config))
     out = model(inputs)
     slots = model.config.num_slots
     assert out.concepts.codes.shape == (3, slots)
@@ -38,7 +39,7 @@ def test_decoder_beats_the_mean_image_after_a_few_steps(tmp_path):
     torch.set_num_threads(1)  # tiny matrices: a second thread only adds contention on a shared machine
     torch.manual_seed(0)
     train, test = load_digit_splits()
-    model = VQVAE(VQVAEConfig(num_codes=16, d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1))
+    model = VQVAE(VQVAEConfig(concept=vqvae_concept(num_codes=16), d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1))
     mean_mse = float(((test.images - train.images.mean(0)) ** 2).mean())
     fit(model, ReconstructionTask(train.images[:256], test.images[:128]),
         TrainConfig(epochs=8, batch_size=32, lr=5e-3, warmup_steps=5, device="cpu", eval_every=8), tmp_path,
@@ -55,7 +56,7 @@ def test_code_bits_over_the_store_integer_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"S\*log2 K = 16\*log2\(64\) = 96.0 bits"):
         pack_codes(torch.zeros(1, 16, dtype=torch.long), 64)
     with pytest.raises(ConfigError, match=r"num_codes K = .* bits per slot"):
-        VQVAEConfig(num_codes=2 ** 64)
+        VQVAEConfig(concept=vqvae_concept(num_codes=2 ** 64))
 
 
 def test_pack_round_trips_when_the_codes_fit():

@@ -73,7 +73,7 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, cli_runner):
     result = cli_runner.invoke(main, ["train", str(config), "--store", str(tmp_path / "s.sqlite")])
     assert result.exit_code == 1
     assert result.output.strip() == (
-        "Error: unknown config key 'model.concept.num_code' (known: commitment_weight, cosine, dead_code_threshold, "
+        "Error: unknown config key 'model.concept.num_code' (known: commitment_weight, cosine, data_init, dead_code_threshold, "
         "decay, diversity_weight, ema, hard, kind, num_codes, num_slots, slots, temperature)"
     )
     assert "Traceback" not in result.output

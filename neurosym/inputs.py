@@ -1,0 +1,135 @@
+"""The input section of a model: what it reads (image patches, token ids, feature vectors) and the
+adapter that turns it into tokens ``[B, N, D]``. The Concept Transformer and the VQ-VAE share both.
+
+Shape legend: B batch, C channels, H/W image side, N tokens, F features, D model width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import Tensor, nn
+
+from neurosym.errors import ConfigError, check_shape
+
+
+@dataclass
+class InputConfig:
+    """What the model reads. ``input``: ``patches`` (images ``[B, H, W]`` or ``[B, C, H, W]``),
+    ``tokens`` (ids ``[B, N]``) or ``features`` (vectors ``[B, N, F]`` or ``[B, F]``).
+
+    A config that embeds this section (``ModelConfig``, ``VQVAEConfig``) keeps its keys at its own
+    level (``model.image_size``) and calls ``check_input`` from its ``__post_init__``.
+    """
+
+    input: Literal["patches", "tokens", "features"] = "patches"
+    # patches: square images, cut into patch_size x patch_size tokens after an optional stem
+    image_size: int = 8
+    patch_size: int = 2
+    channels: int = 1
+    stem: Literal["conv", "strided"] = "conv"
+    stem_channels: int = 0  # 0: no stem
+    # tokens: ids in [0, vocab_size)
+    vocab_size: int = 0
+    # features: vectors of feature_dim values
+    feature_dim: int = 0
+
+    def __post_init__(self) -> None:
+        self.check_input()
+
+    def check_input(self, section: str = "model") -> None:
+        if self.input == "patches" and self.stem == "strided" and not self.stem_channels:
+            raise ConfigError(f"{section}.stem = 'strided' needs {section}.stem_channels > 0")
+        stride = self.stem_stride
+        if self.input == "patches" and self.image_size % (self.patch_size * stride):
+            raise ConfigError(f"{section}.patch_size {self.patch_size} (after the {self.stem} stem's stride {stride}) "
+                              f"does not divide image_size {self.image_size}")
+        if self.input == "tokens" and self.vocab_size < 1:
+            raise ConfigError(f"{section}.vocab_size must be set for input = 'tokens'")
+        if self.input == "features" and self.feature_dim < 1:
+            raise ConfigError(f"{section}.feature_dim must be set for input = 'features'")
+
+    @property
+    def stem_stride(self) -> int:
+        return PatchEmbedding.STEM_STRIDE[self.stem] if self.input == "patches" and self.stem_channels else 1
+
+    @property
+    def patch_tokens(self) -> int:
+        """N for ``patches``: tokens per image after the stem and the patch projection."""
+        return (self.image_size // self.stem_stride // self.patch_size) ** 2
+
+
+def build_adapter(config: InputConfig, dim: int) -> nn.Module:
+    """The module that turns ``config.input`` into tokens ``[B, N, dim]``."""
+    if config.input == "patches":
+        return PatchEmbedding(config.image_size, config.patch_size, config.channels, dim, config.stem_channels,
+                              config.stem)
+    if config.input == "tokens":
+        return TokenEmbedding(config.vocab_size, dim)
+    return FeatureEmbedding(config.feature_dim, dim)
+
+
+class PatchEmbedding(nn.Module):
+    """Images ``[B, C, H, W]`` (or ``[B, H, W]``) -> patch tokens ``[B, N, D]``.
+
+    With ``stem_channels = c > 0`` a convolutional stem looks at each pixel's neighbourhood before the
+    patch projection, which small-data Transformers need to see strokes: ``stem = "conv"`` is one 3x3
+    convolution (N = (H/p)(W/p)); ``stem = "strided"`` is a 5x5 convolution with stride 2 to c channels
+    and a 3x3 one with stride 2 to 2c, each batch-normalised, so a 28x28 digit becomes a 7x7 map cheaply
+    (N = (H/4p)(W/4p)).
+    """
+
+    STEM_STRIDE = {"conv": 1, "strided": 4}
+
+    def __init__(self, image_size: int, patch_size: int, channels: int, dim: int, stem_channels: int = 0,
+                 stem: str = "conv") -> None:
+        super().__init__()
+        self.image_size, self.channels = image_size, channels
+        layers: list[nn.Module] = []
+        stride = 1
+        if stem_channels and stem == "strided":
+            layers = [nn.Conv2d(channels, stem_channels, kernel_size=5, stride=2, padding=2),
+                      nn.BatchNorm2d(stem_channels), nn.GELU(),
+                      nn.Conv2d(stem_channels, 2 * stem_channels, kernel_size=3, stride=2, padding=1),
+                      nn.BatchNorm2d(2 * stem_channels), nn.GELU()]
+            channels, stride = 2 * stem_channels, self.STEM_STRIDE[stem]
+        elif stem_channels:
+            layers = [nn.Conv2d(channels, stem_channels, kernel_size=3, padding=1), nn.GELU()]
+            channels = stem_channels
+        self.proj = nn.Sequential(*layers, nn.Conv2d(channels, dim, kernel_size=patch_size, stride=patch_size))
+        self.num_tokens = (image_size // stride // patch_size) ** 2
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        size = self.image_size
+        check_shape("images", images, f"[B, {self.channels}, {size}, {size}]", 4, d1=self.channels, d2=size, d3=size)
+        return self.proj(images).flatten(2).transpose(1, 2)  # (B, N, D)
+
+
+class TokenEmbedding(nn.Module):
+    """Token ids ``[B, N]`` -> ``[B, N, D]``."""
+
+    def __init__(self, vocab_size: int, dim: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embed = nn.Embedding(vocab_size, dim)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        check_shape("token ids", ids, "[B, N]", 2)
+        return self.embed(ids)
+
+
+class FeatureEmbedding(nn.Module):
+    """Feature vectors ``[B, N, F]`` (or one vector ``[B, F]``) -> ``[B, N, D]``."""
+
+    def __init__(self, feature_dim: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(feature_dim, dim)
+
+    def forward(self, features: Tensor) -> Tensor:
+        if features.dim() == 2:
+            features = features.unsqueeze(1)
+        check_shape("features", features, "[B, N, F]", 3, d2=self.proj.in_features)
+        return self.proj(features)
