@@ -142,7 +142,7 @@ class Engine:
             media, fmt = negotiate(accept, kind)  # before any work: a 406 costs nothing
         options = dataset.options()
         try:
-            result = evaluate(self.runner, text, self.limits, options, prepare=self._sync)
+            result = evaluate(self.runner, text, self.limits, options, prepare=self._sync, sql_engine=self.store.engine)
         except (SparqlSyntaxError, QueryLimitError) as exc:
             raise HttpError(400, str(exc)) from None
         except ResultTooLargeError as exc:

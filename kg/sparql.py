@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 import pyoxigraph as ox
 from rdflib import BNode, Graph, Literal, URIRef, Variable
 from rdflib.term import Node
+from sqlalchemy import Engine
 
+from kg import sparql_sql
 from kg.errors import KGError, ReadOnlyQueryError, SparqlSyntaxError
 from kg.query_guard import QueryEvaluationError, QueryLimits, ResultTooLargeError, check_query
 from kg.query_workers import QueryRunner, runner_for
@@ -225,13 +227,19 @@ def _term(value) -> Node | None:
 
 
 def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict | None = None,
-             prepare: Callable[[], object] | None = None) -> SparqlResult:
+             prepare: Callable[[], object] | None = None, sql_engine: Engine | None = None) -> SparqlResult:
     """Evaluate a query that passed ``check_query`` in ``runner``'s workers, within ``limits``.
 
     ``options`` are pyoxigraph's dataset options (default: the union of all graphs as default graph,
     graph IRIs as strings); raises ``SparqlSyntaxError``, ``ResultTooLargeError``,
-    ``QueryTimeoutError``, ``QueryCrashError`` or ``QueryEvaluationError``.
+    ``QueryTimeoutError``, ``QueryCrashError`` or ``QueryEvaluationError``. With ``sql_engine`` (the
+    store's SQL) a query over the union of all graphs that ``kg.sparql_sql`` can translate is
+    answered in SQL instead, with the same answer.
     """
+    if sql_engine is not None and options is None:
+        answered = sparql_sql.answer(sql_engine, text, PREFIXES, limits.max_rows, limits.timeout_s)
+        if answered is not None:
+            return answered
     options = {"prefixes": PREFIXES, **(options or {"use_default_graph_as_union": True})}
     status, kind, payload = runner.run(text, options, limits.max_rows, limits.timeout_s, prepare)
     if status == "error":
@@ -251,9 +259,11 @@ def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict 
     return SparqlResult(kind="select", vars=names, rows=[tuple(map(_term, row)) for row in rows])
 
 
-def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimits | None = None) -> SparqlResult:
+def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimits | None = None,
+              sql_engine: Engine | None = None) -> SparqlResult:
     """Run a read-only query on an ``RdfView`` within ``limits`` (default ``QueryLimits()``: 60 s, no
-    SERVICE); updates, syntax errors and queries over a limit raise ``KGError``s."""
+    SERVICE); updates, syntax errors and queries over a limit raise ``KGError``s. ``sql_engine``: see
+    ``evaluate``."""
     limits = limits or QueryLimits()
     if not isinstance(query, str):
         raise KGError(f"a SPARQL query is a str, not {type(query).__name__}")
@@ -263,4 +273,4 @@ def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimit
     if form == "update":
         raise ReadOnlyQueryError("SPARQL updates are not allowed here: the RDF view is derived from SQL; write through the store API")
     text = inject_bindings(query, bindings or {})
-    return evaluate(runner_for(view, network=bool(limits.allow_service)), text, limits)
+    return evaluate(runner_for(view, network=bool(limits.allow_service)), text, limits, sql_engine=sql_engine)

@@ -290,7 +290,7 @@ class Store:
         """
         if self.auto_sync:
             self.sync_rdf()
-        return run_query(self.view, query, bindings, limits)
+        return run_query(self.view, query, bindings, limits, sql_engine=self.engine)
 
     def counts(self) -> tuple[int, int]:
         """(triples the SQL tables describe, quads in the RDF view) after a sync: equal in a healthy store."""

@@ -1,0 +1,638 @@
+"""SPARQL over the store's own assignment vocabulary answered in SQL, with Oxigraph as the fallback.
+
+At a million assignments Oxigraph joins assignment nodes one index seek at a time (5-10 µs each), so
+"the 10 most confident inputs of an entity" costs half a second and "inputs of a class above a
+confidence" seconds; the same questions in SQL read one covering index. The RDF view is derived from
+the SQL tables by a known mapping (``kg/derive.py``), so a query that only uses that mapping can be
+translated back. This module does so for a small subset it can test exhaustively, and answers
+``None`` for anything else (the caller then asks Oxigraph):
+
+- ``SELECT [DISTINCT]`` of variables and ``COUNT([DISTINCT] ?v | *)`` aggregates, ``GROUP BY`` of
+  variables, ``ORDER BY`` of projected variables, ``LIMIT``/``OFFSET``;
+- one basic graph pattern of: assignment nodes ``?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c ;
+  ns:slot ?s`` (``ns:input`` required, ``?a`` used nowhere else), the shortcut ``?i ns:hasConcept ?e``,
+  class membership ``?e a C`` or ``?e rdf:type/rdfs:subClassOf* C`` of an entity variable;
+- ``FILTER`` comparisons of a numeric variable (confidence, slot) with a number or another one,
+  joined by ``&&``; one row of ``VALUES`` (how ``Store.sparql`` passes bindings).
+
+Exactness is kept by refusing rather than guessing: the query falls back to Oxigraph when a loaded
+graph also holds triples of the mapped predicates, when a class's subclass closure reaches a type
+the view derives itself (``ns:Run``, ``skos:Concept``, ...), or when any part is outside the subset.
+Terms come back as the view would print them (an ``xsd:double`` in Oxigraph's lexical form).
+``tests/kg/test_sparql_sql.py`` checks every shape against Oxigraph on random stores.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from urllib.parse import unquote
+
+from rdflib import Literal, URIRef
+from sqlalchemy import Engine, text
+
+from kg import vocab
+from kg.query_guard import _LEX, ResultTooLargeError
+from kg.query_workers import QueryTimeoutError, _timeout_message
+
+_RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+_NS = str(vocab.NS)
+INPUT, ENTITY, CONFIDENCE, SLOT, HAS_CONCEPT = (_NS + p for p in ("input", "entity", "confidence", "slot", "hasConcept"))
+ASSIGNMENT_PREDICATES = {INPUT: "input", ENTITY: "entity", CONFIDENCE: "confidence", SLOT: "slot"}
+#: Types the view gives nodes it derives from the run tables; a class query reaching them falls back.
+DERIVED_TYPES = frozenset({
+    _NS + "Run", _NS + "Alignment", "http://www.w3.org/ns/prov#Activity",
+    "http://www.w3.org/2004/02/skos/core#ConceptScheme", "http://www.w3.org/2004/02/skos/core#Concept",
+})
+_NUMERIC = {_XSD + t for t in ("integer", "decimal", "double", "float")}
+_COMPARISONS = {"=", "!=", "<", ">", "<=", ">="}
+
+
+class Unsupported(Exception):
+    """The query is outside the translated subset (never shown to a user: Oxigraph answers instead)."""
+
+
+def double_lexical(value: float) -> str:
+    """An ``xsd:double`` as Oxigraph prints it: plain decimal notation, no trailing ``.0``."""
+    out = format(Decimal(repr(float(value))), "f")
+    return out[:-2] if out.endswith(".0") else out
+
+
+# -- parsing ----------------------------------------------------------------------------------------
+@dataclass
+class Query:
+    distinct: bool = False
+    projection: list = field(default_factory=list)  # ("var", name) | ("count", name or "*", distinct, alias)
+    patterns: list = field(default_factory=list)  # (subject, predicate, object); terms: ("var", n) | ("iri", s) | ("lit", value, datatype)
+    filters: list = field(default_factory=list)  # (left, op, right)
+    values: dict = field(default_factory=dict)  # name -> term
+    group_by: list = field(default_factory=list)
+    order_by: list = field(default_factory=list)  # (name, descending)
+    limit: int | None = None
+    offset: int = 0
+
+
+class _Tokens:
+    def __init__(self, query: str, prefixes: dict[str, str]):
+        self.items = [(m.lastgroup, m.group()) for m in _LEX.finditer(query) if m.lastgroup not in ("ws", "comment")]
+        self.pos, self.prefixes = 0, dict(prefixes)
+
+    def peek(self, offset: int = 0) -> tuple[str, str]:
+        i = self.pos + offset
+        return self.items[i] if i < len(self.items) else ("end", "")
+
+    def take(self) -> tuple[str, str]:
+        token = self.peek()
+        self.pos += 1
+        return token
+
+    def word(self, *words: str) -> bool:
+        kind, value = self.peek()
+        if kind == "word" and value.upper() in words:
+            self.pos += 1
+            return True
+        return False
+
+    def expect(self, value: str) -> None:
+        if self.take()[1] != value:
+            raise Unsupported(value)
+
+    def iri(self, kind: str, value: str) -> str:
+        if kind == "iri":
+            return value[1:-1]
+        if kind == "pname":
+            prefix, _, local = value.partition(":")
+            if prefix not in self.prefixes or "\\" in local:
+                raise Unsupported(value)
+            return self.prefixes[prefix] + local
+        raise Unsupported(value)
+
+    def term(self) -> tuple:
+        kind, value = self.take()
+        if kind == "var":
+            return ("var", value[1:])
+        if kind in ("iri", "pname"):
+            return ("iri", self.iri(kind, value))
+        if kind == "number":
+            datatype = "double" if "e" in value.lower() else "decimal" if "." in value else "integer"
+            return ("lit", value, _XSD + datatype)
+        if kind == "short_string" and "\\" not in value:
+            if self.peek()[1] == "^^":
+                self.take()
+                return ("lit", value[1:-1], self.iri(*self.take()))
+            if self.peek()[0] == "pname" or self.peek()[1].startswith("@"):
+                raise Unsupported("language tag")
+            return ("lit", value[1:-1], _XSD + "string")
+        raise Unsupported(value)
+
+
+def parse(query: str, prefixes: dict[str, str]) -> Query:
+    """The query in the translated subset; raises ``Unsupported`` for anything else."""
+    tokens, q = _Tokens(query, prefixes), Query()
+    while tokens.word("PREFIX"):
+        kind, name = tokens.take()
+        iri_kind, iri = tokens.take()
+        if kind != "pname" or not name.endswith(":") or iri_kind != "iri":
+            raise Unsupported("PREFIX")
+        tokens.prefixes[name[:-1]] = iri[1:-1]
+    if not tokens.word("SELECT"):
+        raise Unsupported("not a SELECT")
+    q.distinct = tokens.word("DISTINCT")
+    while tokens.peek()[0] in ("var", "open") and tokens.peek()[1] != "{":
+        if tokens.peek()[0] == "var":
+            q.projection.append(("var", tokens.take()[1][1:]))
+            continue
+        tokens.expect("(")
+        if not tokens.word("COUNT"):
+            raise Unsupported("expression in SELECT")
+        tokens.expect("(")
+        distinct = tokens.word("DISTINCT")
+        kind, value = tokens.take()
+        counted = value[1:] if kind == "var" else "*" if value == "*" else None
+        if counted is None:
+            raise Unsupported("COUNT argument")
+        tokens.expect(")")
+        if not tokens.word("AS"):
+            raise Unsupported("AS")
+        kind, alias = tokens.take()
+        if kind != "var":
+            raise Unsupported("AS")
+        tokens.expect(")")
+        q.projection.append(("count", counted, distinct, alias[1:]))
+    if not q.projection:
+        raise Unsupported("SELECT *")
+    tokens.word("WHERE")
+    tokens.expect("{")
+    while tokens.peek()[1] != "}":
+        if tokens.word("FILTER"):
+            _parse_filter(tokens, q)
+        elif tokens.word("VALUES"):
+            _parse_values(tokens, q)
+        else:
+            _parse_triples(tokens, q)
+        if tokens.peek()[1] == ".":
+            tokens.take()
+    tokens.expect("}")
+    if tokens.word("GROUP"):
+        if not tokens.word("BY"):
+            raise Unsupported("GROUP")
+        while tokens.peek()[0] == "var":
+            q.group_by.append(tokens.take()[1][1:])
+    if tokens.word("ORDER"):
+        if not tokens.word("BY"):
+            raise Unsupported("ORDER")
+        while True:
+            if tokens.peek()[0] == "var":
+                q.order_by.append((tokens.take()[1][1:], False))
+            elif tokens.peek()[0] == "word" and tokens.peek()[1].upper() in ("ASC", "DESC"):
+                descending = tokens.take()[1].upper() == "DESC"
+                tokens.expect("(")
+                kind, value = tokens.take()
+                if kind != "var":
+                    raise Unsupported("ORDER BY expression")
+                tokens.expect(")")
+                q.order_by.append((value[1:], descending))
+            else:
+                break
+    while tokens.peek()[0] == "word" and tokens.peek()[1].upper() in ("LIMIT", "OFFSET"):
+        word = tokens.take()[1].upper()
+        kind, value = tokens.take()
+        if kind != "number" or not value.isdigit():
+            raise Unsupported(word)
+        if word == "LIMIT":
+            q.limit = int(value)
+        else:
+            q.offset = int(value)
+    if tokens.peek()[0] != "end":
+        raise Unsupported(tokens.peek()[1])
+    return q
+
+
+def _parse_filter(tokens: _Tokens, q: Query) -> None:
+    tokens.expect("(")
+    while True:
+        left = tokens.term()
+        op = tokens.take()[1]
+        if op not in _COMPARISONS:
+            raise Unsupported(op)
+        q.filters.append((left, op, tokens.term()))
+        if tokens.peek()[1] != "&&":
+            break
+        tokens.take()
+    tokens.expect(")")
+
+
+def _parse_values(tokens: _Tokens, q: Query) -> None:
+    if tokens.peek()[0] == "var":
+        names = [tokens.take()[1][1:]]
+        tokens.expect("{")
+        rows = [[tokens.term()]] if tokens.peek()[1] != "}" else []
+        tokens.expect("}")
+    else:
+        tokens.expect("(")
+        names = []
+        while tokens.peek()[0] == "var":
+            names.append(tokens.take()[1][1:])
+        tokens.expect(")")
+        tokens.expect("{")
+        rows = []
+        while tokens.peek()[1] == "(":
+            tokens.take()
+            rows.append([tokens.term() for _ in names])
+            tokens.expect(")")
+        tokens.expect("}")
+    if len(rows) != 1 or any(t[0] == "var" for t in rows[0]) or set(names) & set(q.values):
+        raise Unsupported("VALUES with other than one row")
+    q.values.update(zip(names, rows[0]))
+
+
+def _parse_triples(tokens: _Tokens, q: Query) -> None:
+    subject = tokens.term()
+    if subject[0] == "lit":
+        raise Unsupported("literal subject")
+    while True:
+        predicate = _parse_predicate(tokens)
+        while True:
+            q.patterns.append((subject, predicate, tokens.term()))
+            if tokens.peek()[1] != ",":
+                break
+            tokens.take()
+        if tokens.peek()[1] != ";":
+            return
+        tokens.take()
+        if tokens.peek()[1] in (".", "}"):
+            return
+
+
+def _parse_predicate(tokens: _Tokens) -> str:
+    kind, value = tokens.take()
+    if kind == "word" and value == "a":
+        return _RDF_TYPE
+    first = tokens.iri(kind, value)
+    if tokens.peek()[1] != "/":
+        return first
+    tokens.take()
+    second = tokens.iri(*tokens.take())
+    if first != _RDF_TYPE or second != _SUBCLASS or tokens.take()[1] != "*":
+        raise Unsupported("property path")
+    return "type-closure"
+
+
+# -- translation ------------------------------------------------------------------------------------
+@dataclass
+class _Sql:
+    sqlite: bool = False
+    tables: list = field(default_factory=list)
+    where: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    exprs: dict = field(default_factory=dict)  # variable -> (kind, SQL expression)
+
+    def param(self, value) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f":{name}"
+
+    def bind(self, name: str, kind: str, expr: str) -> None:
+        known = self.exprs.get(name)
+        if known is None:
+            self.exprs[name] = (kind, expr)
+        elif known[0] != kind:
+            raise Unsupported(f"?{name} used as {known[0]} and {kind}")
+        else:
+            self.where.append(f"{known[1]} = {expr}")
+
+
+def _input_key(iri: str) -> tuple[str, str, str] | None:
+    if not iri.startswith(vocab.INPUT_BASE):
+        return None
+    parts = iri[len(vocab.INPUT_BASE):].split("/")
+    if len(parts) != 3:
+        return None
+    key = tuple(unquote(p) for p in parts)
+    return key if vocab.input_iri(*key) == iri else None
+
+
+def _bind_iri(sql: _Sql, kind: str, expr: str, iri: str) -> None:
+    if kind == "input":
+        key = _input_key(iri)
+        if key is None:
+            sql.where.append("1 = 0")
+            return
+        d, s, k = (sql.param(v) for v in key)
+        sql.where.append(f"{expr} = (SELECT id FROM input WHERE dataset = {d} AND split = {s} AND {_q('key')} = {k})")
+    else:
+        sql.where.append(f"{expr} = (SELECT id FROM entity WHERE iri = {sql.param(iri)})")
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'  # ``key`` is a keyword in some SQL dialects
+
+
+def _substitute(term: tuple, values: dict) -> tuple:
+    return values.get(term[1], term) if term[0] == "var" else term
+
+
+def _check_shape(q: Query) -> None:
+    aggregates = [p for p in q.projection if p[0] == "count"]
+    plain = [p[1] for p in q.projection if p[0] == "var"]
+    if (aggregates or q.group_by) and not set(plain) <= set(q.group_by):
+        raise Unsupported("projected variable not grouped")
+    names = plain + [p[3] for p in aggregates]
+    if len(set(names)) != len(names) or set(names) & set(q.values):
+        raise Unsupported("projection")
+    if any(name not in names for name, _ in q.order_by):
+        raise Unsupported("ORDER BY a variable that is not projected")
+
+
+def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]]]:
+    """(SQL, parameters, output columns as (name, kind)); raises ``Unsupported`` outside the subset."""
+    _check_shape(q)
+    sql = _Sql(sqlite=conn.dialect.name == "sqlite")
+    patterns = [tuple(_substitute(t, q.values) for t in p) for p in q.patterns]
+    nodes: dict[str, dict[str, tuple]] = {}
+    others = []
+    for s, p, o in patterns:
+        if p in ASSIGNMENT_PREDICATES:
+            if s[0] != "var":
+                raise Unsupported("assignment node given as an IRI")
+            if ASSIGNMENT_PREDICATES[p] in nodes.setdefault(s[1], {}):
+                raise Unsupported("repeated predicate on an assignment node")
+            nodes[s[1]][ASSIGNMENT_PREDICATES[p]] = o
+        else:
+            others.append((s, p, o))
+    used = [t[1] for s, p, o in others for t in (s, o) if t[0] == "var"]
+    used += [t[1] for left, _, right in q.filters for t in (left, right) if t[0] == "var"]
+    used += [p[1] for p in q.projection] + q.group_by
+    for node, props in nodes.items():
+        if "input" not in props or node in used or any(t == ("var", node) for ps in nodes.values() for t in ps.values()):
+            raise Unsupported("assignment node")
+    runs = _complete_runs(conn)
+    run_ids = ", ".join(str(r) for r in runs) or "NULL"
+    ranks = ", ".join(str(k) for k in sorted({k for shape in runs.values() for k in shape.ranks})) or "NULL"
+    several_slots = any(shape.several_slots for shape in runs.values())
+    for i, (node, props) in enumerate(nodes.items()):
+        # Constant run and rank lists let the planner seek ix_assignment_code (run_id, rank, code, confidence).
+        a = f"a{i}"
+        tables, by_code = [f"assignment {a}"], _drive_by_code(sql, props["input"])
+        sql.where.append(f"{a}.run_id IN ({run_ids}) AND {a}.rank IN ({ranks})")
+        for prop, term in props.items():
+            if prop == "entity":
+                tables.insert(0 if by_code else 1, f"code c{i}")
+                sql.where.append(f"c{i}.run_id = {a}.run_id AND c{i}.idx = {a}.code AND c{i}.entity_id IS NOT NULL")
+            kind, expr = {"input": ("input", f"{a}.input_id"), "entity": ("entity", f"c{i}.entity_id"),
+                          "confidence": ("double", f"{a}.confidence"), "slot": ("integer", f"{a}.slot")}[prop]
+            _bind_term(sql, kind, expr, term)
+        sql.tables += tables
+    for i, (s, p, o) in enumerate(others):
+        if p == HAS_CONCEPT:
+            h, hc = f"h{i}", f"hc{i}"
+            shortcut = f"{h}.run_id IN ({run_ids}) AND {h}.rank = 0 AND {hc}.run_id = {h}.run_id AND {hc}.idx = {h}.code AND {hc}.entity_id IS NOT NULL"
+            if several_slots:
+                # One triple per (run graph, input, entity), however many slots of the input share it.
+                sql.tables.append(f"(SELECT DISTINCT {h}.run_id, {h}.input_id, {hc}.entity_id FROM assignment {h}, code {hc} WHERE {shortcut}) {h}")
+            else:
+                pair = [f"assignment {h}", f"code {hc}"]
+                sql.tables += pair[::-1] if _drive_by_code(sql, s) else pair
+                sql.where.append(shortcut)
+            _bind_term(sql, "input", f"{h}.input_id", s)
+            _bind_term(sql, "entity", f"{h if several_slots else hc}.entity_id", o)
+        elif p in (_RDF_TYPE, "type-closure"):
+            if s[0] != "var" or o[0] != "iri":
+                raise Unsupported("class membership of a constant or of a variable class")
+            # One row per rdf:type quad into the class (or a subclass): a sequence path is a join over
+            # the intermediate class, and a triple held by two graphs counts twice, as in the view.
+            classes = ", ".join(sql.param(c) for c in _class_closure(conn, o[1], closure=p == "type-closure"))
+            sql.tables.insert(0,
+                f"(SELECT e.id AS entity_id FROM triple t JOIN entity e ON e.iri = t.s WHERE t.p = {sql.param(_RDF_TYPE)}"
+                f" AND t.s_kind = 'iri' AND t.o_kind = 'iri' AND t.o IN ({classes})) m{i}"
+            )
+            _bind_term(sql, "entity", f"m{i}.entity_id", s)
+        else:
+            raise Unsupported(f"predicate <{p}>")
+    if not nodes and not any(p == HAS_CONCEPT for _, p, _ in others):
+        raise Unsupported("no assignment pattern")
+    for left, op, right in q.filters:
+        sides = [_numeric(sql, _substitute(t, q.values)) for t in (left, right)]
+        sql.where.append(f"{sides[0]} {'<>' if op == '!=' else op} {sides[1]}")
+    return _select(sql, q)
+
+
+def _drive_by_code(sql: _Sql, input_term: tuple) -> bool:
+    """Whether to reach an assignment's rows from its code (index on run, rank, code) rather than from
+    its input (primary key run, input): the latter when the input is a constant or already joined."""
+    return not (input_term[0] == "iri" or (input_term[0] == "var" and input_term[1] in sql.exprs))
+
+
+def _bind_term(sql: _Sql, kind: str, expr: str, term: tuple) -> None:
+    if term[0] == "var":
+        sql.bind(term[1], kind, expr)
+    elif term[0] == "iri" and kind in ("input", "entity"):
+        _bind_iri(sql, kind, expr, term[1])
+    else:
+        raise Unsupported("constant in a numeric position")
+
+
+def _numeric(sql: _Sql, term: tuple) -> str:
+    if term[0] == "var":
+        kind, expr = sql.exprs.get(term[1], (None, None))
+        if kind not in ("double", "integer"):
+            raise Unsupported("FILTER on a non-numeric variable")
+        return expr
+    if term[0] == "lit" and term[2] in _NUMERIC:
+        try:
+            return sql.param(float(term[1]))
+        except ValueError:
+            raise Unsupported("ill-typed number") from None
+    raise Unsupported("FILTER operand")
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What the translation needs to know of a complete run's assignments."""
+
+    ranks: tuple[int, ...]
+    several_slots: bool  # some input has rank-0 symbols in more than one slot
+
+
+_shapes: dict[tuple, RunShape] = {}
+
+
+def _complete_runs(conn) -> dict[int, RunShape]:
+    """Complete runs and their shapes, cached by the run graph's write counter (any write bumps it)."""
+    rows = conn.execute(text(
+        f"SELECT r.id, g.version FROM run r JOIN graph_version g ON g.graph = ('{vocab.RUN_BASE}' || CAST(r.id AS TEXT))"
+        " WHERE r.complete ORDER BY r.id")).all()
+    out = {}
+    for run_id, version in rows:
+        key = (str(conn.engine.url), run_id, version)
+        if key not in _shapes:
+            ranks, rank = [], -1
+            while (rank := conn.execute(text("SELECT MIN(rank) FROM assignment WHERE run_id = :r AND rank > :k"),
+                                        {"r": run_id, "k": rank}).scalar()) is not None:
+                ranks.append(int(rank))
+            several = conn.execute(text("SELECT 1 FROM assignment WHERE run_id = :r AND rank = 0 AND slot > 0 LIMIT 1"),
+                                   {"r": run_id}).first() is not None
+            _shapes[key] = RunShape(tuple(ranks), several)
+        out[int(run_id)] = _shapes[key]
+    return out
+
+
+def _class_closure(conn, class_iri: str, closure: bool) -> list[str]:
+    """The class and (with ``closure``) its subclasses, by ``rdfs:subClassOf`` triples of loaded graphs."""
+    classes = {class_iri}
+    frontier = {class_iri} if closure else set()
+    while frontier:
+        rows = conn.execute(
+            text("SELECT s FROM triple WHERE p = :p AND s_kind = 'iri' AND o_kind = 'iri' AND o IN :o").bindparams(
+                _expanding("o")), {"p": _SUBCLASS, "o": sorted(frontier)})
+        frontier = {s for (s,) in rows} - classes
+        classes |= frontier
+    if classes & DERIVED_TYPES:
+        raise Unsupported("class reaches a type the view derives")
+    return sorted(classes)
+
+
+def _expanding(name: str):
+    from sqlalchemy import bindparam
+
+    return bindparam(name, expanding=True)
+
+
+def _select(sql: _Sql, q: Query) -> tuple[str, dict, list[tuple[str, str]]]:
+    columns, select = [], []
+    for item in q.projection:
+        if item[0] == "var":
+            if item[1] not in sql.exprs:
+                raise Unsupported(f"?{item[1]} is not bound by the pattern")
+            kind, expr = sql.exprs[item[1]]
+            columns.append((item[1], kind))
+            select.append(expr)
+        else:
+            _, counted, distinct, alias = item
+            if counted == "*":
+                if distinct:
+                    raise Unsupported("COUNT(DISTINCT *)")
+                select.append("COUNT(*)")
+            else:
+                if counted not in sql.exprs:
+                    raise Unsupported(f"?{counted} is not bound by the pattern")
+                select.append(f"COUNT({'DISTINCT ' if distinct else ''}{sql.exprs[counted][1]})")
+            columns.append((alias, "count"))
+    for name in q.group_by:
+        if name not in sql.exprs:
+            raise Unsupported(f"GROUP BY ?{name}")
+    # SQLite joins CROSS JOIN operands in the order written (the order chosen above); others plan freely.
+    tables = (" CROSS JOIN " if sql.sqlite else ", ").join(sql.tables)
+    body = f"SELECT {'DISTINCT ' if q.distinct else ''}{', '.join(select)} FROM {tables}"
+    if sql.where:
+        body += " WHERE " + " AND ".join(sql.where)
+    if q.group_by:
+        body += " GROUP BY " + ", ".join(sql.exprs[name][1] for name in q.group_by)
+    kinds = dict(columns)
+    numeric_order = all(kinds[name] in ("double", "integer", "count") for name, _ in q.order_by)
+    if q.order_by and numeric_order:
+        positions = {name: i + 1 for i, (name, _) in enumerate(columns)}
+        body += " ORDER BY " + ", ".join(f"{positions[name]}{' DESC' if desc else ''}" for name, desc in q.order_by)
+    if (numeric_order or not q.order_by) and (q.limit is not None or q.offset):
+        body += f" LIMIT {q.limit if q.limit is not None else 2 ** 62} OFFSET {q.offset}"
+    return body, sql.params, columns
+
+
+# -- answering ---------------------------------------------------------------------------------------
+def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int | None = None,
+           timeout_s: float | None = None):
+    """The ``SparqlResult`` of ``query`` computed in SQL, or None when it is outside the subset."""
+    from kg.sparql import SparqlResult
+
+    try:
+        q = parse(query, prefixes)
+    except (Unsupported, IndexError):
+        return None
+    used = {p for _, p, _ in q.patterns}
+    with engine.connect() as conn:
+        mapped = sorted(used & (set(ASSIGNMENT_PREDICATES) | {HAS_CONCEPT}))
+        if not mapped:
+            return None
+        shadowed = conn.execute(text("SELECT 1 FROM triple WHERE p IN :p LIMIT 1").bindparams(_expanding("p")), {"p": mapped}).first()
+        if shadowed is not None:
+            return None  # a loaded graph uses the same predicates: only the view sees everything
+        try:
+            translated = translate(conn, q)
+        except Unsupported:
+            return None
+        names = [p[1] if p[0] == "var" else p[3] for p in q.projection]
+        body, params, columns = translated
+        kinds = dict(columns)
+        sort_here = bool(q.order_by) and not all(kinds[name] in ("double", "integer", "count") for name, _ in q.order_by)
+        rows = _fetch(conn, body, params, None if sort_here else max_rows, timeout_s)
+        rows = _terms(conn, rows, [kind for _, kind in columns])
+    if sort_here:
+        for name, desc in reversed(q.order_by):
+            i = names.index(name)
+            rows.sort(key=lambda r: _order_key(r[i]), reverse=desc)
+        stop = None if q.limit is None else q.offset + q.limit
+        rows = rows[q.offset:stop]
+    if max_rows is not None and len(rows) > max_rows:
+        raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
+    return SparqlResult(kind="select", vars=names, rows=rows)
+
+
+def _order_key(term):
+    if term is None:
+        return (0, "")
+    if isinstance(term, URIRef):
+        return (2, str(term))
+    return (3, float(term))
+
+
+def _fetch(conn, body: str, params: dict, max_rows: int | None, timeout_s: float | None) -> list[tuple]:
+    raw = conn.connection.dbapi_connection
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    sqlite = conn.dialect.name == "sqlite"
+    if deadline is not None and sqlite:
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    elif deadline is not None:
+        conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}"))
+    try:
+        result = conn.execute(text(body), params)
+        rows = result.fetchmany(max_rows + 1) if max_rows is not None else result.fetchall()
+    except Exception as exc:  # the SQLite progress handler and PostgreSQL's timeout both end in an error
+        if deadline is not None and time.monotonic() > deadline:
+            raise QueryTimeoutError(_timeout_message(timeout_s)) from None
+        raise
+    finally:
+        if deadline is not None and sqlite:
+            raw.set_progress_handler(None, 0)
+    if max_rows is not None and len(rows) > max_rows:
+        raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
+    return rows
+
+
+def _terms(conn, rows: list[tuple], kinds: list[str]) -> list[tuple]:
+    """Rows of ids and numbers as rdflib terms (IRIs looked up once per distinct id)."""
+    names: dict[str, dict[int, str]] = {"input": {}, "entity": {}}
+    for kind in ("input", "entity"):
+        ids = sorted({r[i] for r in rows for i, k in enumerate(kinds) if k == kind and r[i] is not None})
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000]
+            if kind == "input":
+                found = conn.execute(text(f"SELECT id, dataset, split, {_q('key')} FROM input WHERE id IN :ids")
+                                     .bindparams(_expanding("ids")), {"ids": chunk})
+                names[kind].update((i, vocab.input_iri(d, s, k)) for i, d, s, k in found)
+            else:
+                found = conn.execute(text("SELECT id, iri FROM entity WHERE id IN :ids").bindparams(_expanding("ids")), {"ids": chunk})
+                names[kind].update(found.all())
+    return [tuple(_term(k, v, names) for k, v in zip(kinds, row)) for row in rows]
+
+
+def _term(kind: str, value, names: dict | None = None):
+    if value is None:
+        return None
+    if kind in ("input", "entity"):
+        return URIRef(names[kind][value])
+    if kind == "double":
+        return Literal(double_lexical(value), datatype=URIRef(_XSD + "double"), normalize=False)
+    return Literal(str(int(value)), datatype=URIRef(_XSD + "integer"), normalize=False)
