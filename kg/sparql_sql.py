@@ -4,16 +4,11 @@ At a million assignments Oxigraph joins assignment nodes one index seek at a tim
 "the 10 most confident inputs of an entity" costs half a second and "inputs of a class above a
 confidence" seconds; the same questions in SQL read one covering index. The RDF view is derived from
 the SQL tables by a known mapping (``kg/derive.py``), so a query that only uses that mapping can be
-translated back. This module does so for a small subset it can test exhaustively, and answers
-``None`` for anything else (the caller then asks Oxigraph):
-
-- ``SELECT [DISTINCT]`` of variables and ``COUNT([DISTINCT] ?v | *)`` aggregates, ``GROUP BY`` of
-  variables, ``ORDER BY`` of projected variables, ``LIMIT``/``OFFSET``;
-- one basic graph pattern of: assignment nodes ``?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c ;
-  ns:slot ?s`` (``ns:input`` required, ``?a`` used nowhere else), the shortcut ``?i ns:hasConcept ?e``,
-  class membership ``?e a C`` or ``?e rdf:type/rdfs:subClassOf* C`` of an entity variable;
-- ``FILTER`` comparisons of a numeric variable (confidence, slot) with a number or another one,
-  joined by ``&&``; one row of ``VALUES`` (how ``Store.sparql`` passes bindings).
+translated back. This module does so for the queries of ``kg.sparql_subset`` whose patterns are
+assignment nodes ``?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c ; ns:slot ?s`` (``ns:input``
+required, ``?a`` used nowhere else), the shortcut ``?i ns:hasConcept ?e`` and class membership
+(``?e a C``, ``?e rdf:type/rdfs:subClassOf* C``), with numeric FILTERs on confidence and slot, and
+answers ``None`` for anything else (the caller then asks Oxigraph).
 
 Exactness is kept by refusing rather than guessing: the query falls back to Oxigraph when a loaded
 graph also holds triples of the mapped predicates, when a class's subclass closure reaches a type
@@ -30,15 +25,13 @@ from decimal import Decimal
 from urllib.parse import unquote
 
 from rdflib import Literal, URIRef
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 
 from kg import vocab
-from kg.query_guard import _LEX, ResultTooLargeError
+from kg.query_guard import ResultTooLargeError
 from kg.query_workers import QueryTimeoutError, _timeout_message
+from kg.sparql_subset import RDF_TYPE, SUBCLASS, TYPE_CLOSURE, XSD, Query, Unsupported, parse
 
-_RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
-_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
-_XSD = "http://www.w3.org/2001/XMLSchema#"
 _NS = str(vocab.NS)
 INPUT, ENTITY, CONFIDENCE, SLOT, HAS_CONCEPT = (_NS + p for p in ("input", "entity", "confidence", "slot", "hasConcept"))
 ASSIGNMENT_PREDICATES = {INPUT: "input", ENTITY: "entity", CONFIDENCE: "confidence", SLOT: "slot"}
@@ -47,238 +40,13 @@ DERIVED_TYPES = frozenset({
     _NS + "Run", _NS + "Alignment", "http://www.w3.org/ns/prov#Activity",
     "http://www.w3.org/2004/02/skos/core#ConceptScheme", "http://www.w3.org/2004/02/skos/core#Concept",
 })
-_NUMERIC = {_XSD + t for t in ("integer", "decimal", "double", "float")}
-_COMPARISONS = {"=", "!=", "<", ">", "<=", ">="}
-
-
-class Unsupported(Exception):
-    """The query is outside the translated subset (never shown to a user: Oxigraph answers instead)."""
+_NUMERIC = {XSD + t for t in ("integer", "decimal", "double", "float")}
 
 
 def double_lexical(value: float) -> str:
     """An ``xsd:double`` as Oxigraph prints it: plain decimal notation, no trailing ``.0``."""
     out = format(Decimal(repr(float(value))), "f")
     return out[:-2] if out.endswith(".0") else out
-
-
-# -- parsing ----------------------------------------------------------------------------------------
-@dataclass
-class Query:
-    distinct: bool = False
-    projection: list = field(default_factory=list)  # ("var", name) | ("count", name or "*", distinct, alias)
-    patterns: list = field(default_factory=list)  # (subject, predicate, object); terms: ("var", n) | ("iri", s) | ("lit", value, datatype)
-    filters: list = field(default_factory=list)  # (left, op, right)
-    values: dict = field(default_factory=dict)  # name -> term
-    group_by: list = field(default_factory=list)
-    order_by: list = field(default_factory=list)  # (name, descending)
-    limit: int | None = None
-    offset: int = 0
-
-
-class _Tokens:
-    def __init__(self, query: str, prefixes: dict[str, str]):
-        self.items = [(m.lastgroup, m.group()) for m in _LEX.finditer(query) if m.lastgroup not in ("ws", "comment")]
-        self.pos, self.prefixes = 0, dict(prefixes)
-
-    def peek(self, offset: int = 0) -> tuple[str, str]:
-        i = self.pos + offset
-        return self.items[i] if i < len(self.items) else ("end", "")
-
-    def take(self) -> tuple[str, str]:
-        token = self.peek()
-        self.pos += 1
-        return token
-
-    def word(self, *words: str) -> bool:
-        kind, value = self.peek()
-        if kind == "word" and value.upper() in words:
-            self.pos += 1
-            return True
-        return False
-
-    def expect(self, value: str) -> None:
-        if self.take()[1] != value:
-            raise Unsupported(value)
-
-    def iri(self, kind: str, value: str) -> str:
-        if kind == "iri":
-            return value[1:-1]
-        if kind == "pname":
-            prefix, _, local = value.partition(":")
-            if prefix not in self.prefixes or "\\" in local:
-                raise Unsupported(value)
-            return self.prefixes[prefix] + local
-        raise Unsupported(value)
-
-    def term(self) -> tuple:
-        kind, value = self.take()
-        if kind == "var":
-            return ("var", value[1:])
-        if kind in ("iri", "pname"):
-            return ("iri", self.iri(kind, value))
-        if kind == "number":
-            datatype = "double" if "e" in value.lower() else "decimal" if "." in value else "integer"
-            return ("lit", value, _XSD + datatype)
-        if kind == "short_string" and "\\" not in value:
-            if self.peek()[1] == "^^":
-                self.take()
-                return ("lit", value[1:-1], self.iri(*self.take()))
-            if self.peek()[0] == "pname" or self.peek()[1].startswith("@"):
-                raise Unsupported("language tag")
-            return ("lit", value[1:-1], _XSD + "string")
-        raise Unsupported(value)
-
-
-def parse(query: str, prefixes: dict[str, str]) -> Query:
-    """The query in the translated subset; raises ``Unsupported`` for anything else."""
-    tokens, q = _Tokens(query, prefixes), Query()
-    while tokens.word("PREFIX"):
-        kind, name = tokens.take()
-        iri_kind, iri = tokens.take()
-        if kind != "pname" or not name.endswith(":") or iri_kind != "iri":
-            raise Unsupported("PREFIX")
-        tokens.prefixes[name[:-1]] = iri[1:-1]
-    if not tokens.word("SELECT"):
-        raise Unsupported("not a SELECT")
-    q.distinct = tokens.word("DISTINCT")
-    while tokens.peek()[0] in ("var", "open") and tokens.peek()[1] != "{":
-        if tokens.peek()[0] == "var":
-            q.projection.append(("var", tokens.take()[1][1:]))
-            continue
-        tokens.expect("(")
-        if not tokens.word("COUNT"):
-            raise Unsupported("expression in SELECT")
-        tokens.expect("(")
-        distinct = tokens.word("DISTINCT")
-        kind, value = tokens.take()
-        counted = value[1:] if kind == "var" else "*" if value == "*" else None
-        if counted is None:
-            raise Unsupported("COUNT argument")
-        tokens.expect(")")
-        if not tokens.word("AS"):
-            raise Unsupported("AS")
-        kind, alias = tokens.take()
-        if kind != "var":
-            raise Unsupported("AS")
-        tokens.expect(")")
-        q.projection.append(("count", counted, distinct, alias[1:]))
-    if not q.projection:
-        raise Unsupported("SELECT *")
-    tokens.word("WHERE")
-    tokens.expect("{")
-    while tokens.peek()[1] != "}":
-        if tokens.word("FILTER"):
-            _parse_filter(tokens, q)
-        elif tokens.word("VALUES"):
-            _parse_values(tokens, q)
-        else:
-            _parse_triples(tokens, q)
-        if tokens.peek()[1] == ".":
-            tokens.take()
-    tokens.expect("}")
-    if tokens.word("GROUP"):
-        if not tokens.word("BY"):
-            raise Unsupported("GROUP")
-        while tokens.peek()[0] == "var":
-            q.group_by.append(tokens.take()[1][1:])
-    if tokens.word("ORDER"):
-        if not tokens.word("BY"):
-            raise Unsupported("ORDER")
-        while True:
-            if tokens.peek()[0] == "var":
-                q.order_by.append((tokens.take()[1][1:], False))
-            elif tokens.peek()[0] == "word" and tokens.peek()[1].upper() in ("ASC", "DESC"):
-                descending = tokens.take()[1].upper() == "DESC"
-                tokens.expect("(")
-                kind, value = tokens.take()
-                if kind != "var":
-                    raise Unsupported("ORDER BY expression")
-                tokens.expect(")")
-                q.order_by.append((value[1:], descending))
-            else:
-                break
-    while tokens.peek()[0] == "word" and tokens.peek()[1].upper() in ("LIMIT", "OFFSET"):
-        word = tokens.take()[1].upper()
-        kind, value = tokens.take()
-        if kind != "number" or not value.isdigit():
-            raise Unsupported(word)
-        if word == "LIMIT":
-            q.limit = int(value)
-        else:
-            q.offset = int(value)
-    if tokens.peek()[0] != "end":
-        raise Unsupported(tokens.peek()[1])
-    return q
-
-
-def _parse_filter(tokens: _Tokens, q: Query) -> None:
-    tokens.expect("(")
-    while True:
-        left = tokens.term()
-        op = tokens.take()[1]
-        if op not in _COMPARISONS:
-            raise Unsupported(op)
-        q.filters.append((left, op, tokens.term()))
-        if tokens.peek()[1] != "&&":
-            break
-        tokens.take()
-    tokens.expect(")")
-
-
-def _parse_values(tokens: _Tokens, q: Query) -> None:
-    if tokens.peek()[0] == "var":
-        names = [tokens.take()[1][1:]]
-        tokens.expect("{")
-        rows = [[tokens.term()]] if tokens.peek()[1] != "}" else []
-        tokens.expect("}")
-    else:
-        tokens.expect("(")
-        names = []
-        while tokens.peek()[0] == "var":
-            names.append(tokens.take()[1][1:])
-        tokens.expect(")")
-        tokens.expect("{")
-        rows = []
-        while tokens.peek()[1] == "(":
-            tokens.take()
-            rows.append([tokens.term() for _ in names])
-            tokens.expect(")")
-        tokens.expect("}")
-    if len(rows) != 1 or any(t[0] == "var" for t in rows[0]) or set(names) & set(q.values):
-        raise Unsupported("VALUES with other than one row")
-    q.values.update(zip(names, rows[0]))
-
-
-def _parse_triples(tokens: _Tokens, q: Query) -> None:
-    subject = tokens.term()
-    if subject[0] == "lit":
-        raise Unsupported("literal subject")
-    while True:
-        predicate = _parse_predicate(tokens)
-        while True:
-            q.patterns.append((subject, predicate, tokens.term()))
-            if tokens.peek()[1] != ",":
-                break
-            tokens.take()
-        if tokens.peek()[1] != ";":
-            return
-        tokens.take()
-        if tokens.peek()[1] in (".", "}"):
-            return
-
-
-def _parse_predicate(tokens: _Tokens) -> str:
-    kind, value = tokens.take()
-    if kind == "word" and value == "a":
-        return _RDF_TYPE
-    first = tokens.iri(kind, value)
-    if tokens.peek()[1] != "/":
-        return first
-    tokens.take()
-    second = tokens.iri(*tokens.take())
-    if first != _RDF_TYPE or second != _SUBCLASS or tokens.take()[1] != "*":
-        raise Unsupported("property path")
-    return "type-closure"
 
 
 # -- translation ------------------------------------------------------------------------------------
@@ -322,13 +90,9 @@ def _bind_iri(sql: _Sql, kind: str, expr: str, iri: str) -> None:
             sql.where.append("1 = 0")
             return
         d, s, k = (sql.param(v) for v in key)
-        sql.where.append(f"{expr} = (SELECT id FROM input WHERE dataset = {d} AND split = {s} AND {_q('key')} = {k})")
+        sql.where.append(f'{expr} = (SELECT id FROM input WHERE dataset = {d} AND split = {s} AND "key" = {k})')
     else:
         sql.where.append(f"{expr} = (SELECT id FROM entity WHERE iri = {sql.param(iri)})")
-
-
-def _q(name: str) -> str:
-    return f'"{name}"'  # ``key`` is a keyword in some SQL dialects
 
 
 def _substitute(term: tuple, values: dict) -> tuple:
@@ -399,14 +163,14 @@ def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]]]:
                 sql.where.append(shortcut)
             _bind_term(sql, "input", f"{h}.input_id", s)
             _bind_term(sql, "entity", f"{h if several_slots else hc}.entity_id", o)
-        elif p in (_RDF_TYPE, "type-closure"):
+        elif p in (RDF_TYPE, TYPE_CLOSURE):
             if s[0] != "var" or o[0] != "iri":
                 raise Unsupported("class membership of a constant or of a variable class")
             # One row per rdf:type quad into the class (or a subclass): a sequence path is a join over
             # the intermediate class, and a triple held by two graphs counts twice, as in the view.
-            classes = ", ".join(sql.param(c) for c in _class_closure(conn, o[1], closure=p == "type-closure"))
+            classes = ", ".join(sql.param(c) for c in _class_closure(conn, o[1], closure=p == TYPE_CLOSURE))
             sql.tables.insert(0,
-                f"(SELECT e.id AS entity_id FROM triple t JOIN entity e ON e.iri = t.s WHERE t.p = {sql.param(_RDF_TYPE)}"
+                f"(SELECT e.id AS entity_id FROM triple t JOIN entity e ON e.iri = t.s WHERE t.p = {sql.param(RDF_TYPE)}"
                 f" AND t.s_kind = 'iri' AND t.o_kind = 'iri' AND t.o IN ({classes})) m{i}"
             )
             _bind_term(sql, "entity", f"m{i}.entity_id", s)
@@ -487,7 +251,7 @@ def _class_closure(conn, class_iri: str, closure: bool) -> list[str]:
     while frontier:
         rows = conn.execute(
             text("SELECT s FROM triple WHERE p = :p AND s_kind = 'iri' AND o_kind = 'iri' AND o IN :o").bindparams(
-                _expanding("o")), {"p": _SUBCLASS, "o": sorted(frontier)})
+                _expanding("o")), {"p": SUBCLASS, "o": sorted(frontier)})
         frontier = {s for (s,) in rows} - classes
         classes |= frontier
     if classes & DERIVED_TYPES:
@@ -496,8 +260,6 @@ def _class_closure(conn, class_iri: str, closure: bool) -> list[str]:
 
 
 def _expanding(name: str):
-    from sqlalchemy import bindparam
-
     return bindparam(name, expanding=True)
 
 
@@ -619,7 +381,7 @@ def _terms(conn, rows: list[tuple], kinds: list[str]) -> list[tuple]:
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
             if kind == "input":
-                found = conn.execute(text(f"SELECT id, dataset, split, {_q('key')} FROM input WHERE id IN :ids")
+                found = conn.execute(text('SELECT id, dataset, split, "key" FROM input WHERE id IN :ids')
                                      .bindparams(_expanding("ids")), {"ids": chunk})
                 names[kind].update((i, vocab.input_iri(d, s, k)) for i, d, s, k in found)
             else:
@@ -634,5 +396,5 @@ def _term(kind: str, value, names: dict | None = None):
     if kind in ("input", "entity"):
         return URIRef(names[kind][value])
     if kind == "double":
-        return Literal(double_lexical(value), datatype=URIRef(_XSD + "double"), normalize=False)
-    return Literal(str(int(value)), datatype=URIRef(_XSD + "integer"), normalize=False)
+        return Literal(double_lexical(value), datatype=URIRef(XSD + "double"), normalize=False)
+    return Literal(str(int(value)), datatype=URIRef(XSD + "integer"), normalize=False)
