@@ -271,8 +271,9 @@ class RdfView:
 
     @staticmethod
     def _bulk_load(store: ox.Store, graphs: list[str], lines_for: LinesFor) -> None:
-        # One bulk load per graph, streamed from SQL: Oxigraph batches and sorts it itself, which takes
-        # less memory and time than many small loads (each small load leaves files to compact).
+        # One bulk load per graph, streamed from SQL: Oxigraph batches and sorts it itself. At 1M
+        # assignments this peaks at 1.9 GB where loads of 250k quads each peaked at 3.2 GB (every small
+        # load leaves files to compact), in the same time; loads of 1M lines each took 60% longer.
         for graph in graphs:
             reader = LineReader(lines_for(graph))
             store.bulk_load(io.BufferedReader(reader, 1 << 20), format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph))

@@ -124,3 +124,22 @@ def test_row_limit_holds_on_the_sql_path(run_store):
 
     with pytest.raises(ResultTooLargeError, match="more than 3 rows"):
         run_store.sparql("SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c }", limits=QueryLimits(max_rows=3))
+
+
+def test_deadline_stops_a_query_on_the_sql_path(kg_store):
+    import time
+
+    from kg.query_guard import QueryLimits
+    from kg.query_workers import QueryTimeoutError
+
+    run = kg_store.create_run("big", {}, 0, "test")
+    kg_store.add_codes(run, [0], [1.0], [1.0])
+    ids = kg_store.add_inputs("d", "s", [str(i) for i in range(3000)])
+    kg_store.add_assignments(run, ids, np.zeros(3000, dtype=int), np.zeros(3000, dtype=int), np.full(3000, 0.5))
+    endless = "SELECT (COUNT(*) AS ?n) WHERE { ?a ns:input ?i . ?b ns:input ?j . ?c ns:input ?k }"  # 2.7e10 rows
+    for ask in (lambda: sparql_sql.answer(kg_store.engine, endless, PREFIXES, timeout_s=0.5),
+                lambda: kg_store.sparql(endless, limits=QueryLimits(timeout_s=0.5))):
+        start = time.monotonic()
+        with pytest.raises(QueryTimeoutError, match="time limit"):
+            ask()
+        assert time.monotonic() - start < 3
