@@ -19,17 +19,17 @@ Terms come back as the view would print them (an ``xsd:double`` in Oxigraph's le
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from urllib.parse import unquote
 
-from rdflib import Literal, URIRef
 from sqlalchemy import Engine, bindparam, text
 
 from kg import vocab
 from kg.query_guard import ResultTooLargeError
 from kg.query_workers import QueryTimeoutError, _timeout_message
+from kg.sql_terms import fold_counts, order_key, to_terms
 from kg.sparql_subset import RDF_TYPE, SUBCLASS, TYPE_CLOSURE, XSD, Query, Unsupported, parse
 
 _NS = str(vocab.NS)
@@ -41,12 +41,6 @@ DERIVED_TYPES = frozenset({
     "http://www.w3.org/2004/02/skos/core#ConceptScheme", "http://www.w3.org/2004/02/skos/core#Concept",
 })
 _NUMERIC = {XSD + t for t in ("integer", "decimal", "double", "float")}
-
-
-def double_lexical(value: float) -> str:
-    """An ``xsd:double`` as Oxigraph prints it: plain decimal notation, no trailing ``.0``."""
-    out = format(Decimal(repr(float(value))), "f")
-    return out[:-2] if out.endswith(".0") else out
 
 
 # -- translation ------------------------------------------------------------------------------------
@@ -111,8 +105,8 @@ def _check_shape(q: Query) -> None:
         raise Unsupported("ORDER BY a variable that is not projected")
 
 
-def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]]]:
-    """(SQL, parameters, output columns as (name, kind)); raises ``Unsupported`` outside the subset."""
+def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
+    """What ``_select`` returns; raises ``Unsupported`` outside the subset."""
     _check_shape(q)
     sql = _Sql(sqlite=conn.dialect.name == "sqlite")
     patterns = [tuple(_substitute(t, q.values) for t in p) for p in q.patterns]
@@ -263,7 +257,8 @@ def _expanding(name: str):
     return bindparam(name, expanding=True)
 
 
-def _select(sql: _Sql, q: Query) -> tuple[str, dict, list[tuple[str, str]]]:
+def _select(sql: _Sql, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
+    """(SQL, parameters, output columns, whether ORDER BY/LIMIT/OFFSET and folding happen after fetching)."""
     columns, select = [], []
     for item in q.projection:
         if item[0] == "var":
@@ -291,16 +286,28 @@ def _select(sql: _Sql, q: Query) -> tuple[str, dict, list[tuple[str, str]]]:
     body = f"SELECT {'DISTINCT ' if q.distinct else ''}{', '.join(select)} FROM {tables}"
     if sql.where:
         body += " WHERE " + " AND ".join(sql.where)
-    if q.group_by:
-        body += " GROUP BY " + ", ".join(sql.exprs[name][1] for name in q.group_by)
+    group = [sql.exprs[name][1] for name in q.group_by]
+    fold = _fold_per_code(sql, q)
+    if fold:
+        # Count per code in the loop's own order (no sort of a million rows), then sum codes into entities.
+        group = [e for expr in group for e in (expr.replace(".entity_id", ".run_id"), expr.replace(".entity_id", ".idx"), expr)]
+    if group:
+        body += " GROUP BY " + ", ".join(group)
     kinds = dict(columns)
-    numeric_order = all(kinds[name] in ("double", "integer", "count") for name, _ in q.order_by)
-    if q.order_by and numeric_order:
-        positions = {name: i + 1 for i, (name, _) in enumerate(columns)}
+    in_python = fold or not all(kinds[name] in ("double", "integer", "count") for name, _ in q.order_by)
+    positions = {name: i + 1 for i, (name, _) in enumerate(columns)}
+    if q.order_by and not in_python:
         body += " ORDER BY " + ", ".join(f"{positions[name]}{' DESC' if desc else ''}" for name, desc in q.order_by)
-    if (numeric_order or not q.order_by) and (q.limit is not None or q.offset):
+    if not in_python and (q.limit is not None or q.offset):
         body += f" LIMIT {q.limit if q.limit is not None else 2 ** 62} OFFSET {q.offset}"
-    return body, sql.params, columns
+    return body, sql.params, columns, in_python
+
+
+def _fold_per_code(sql: _Sql, q: Query) -> bool:
+    """Whether to group by code and fold: GROUP BY entities of code tables, plain COUNTs only."""
+    counts_only = all(p[0] == "var" or not p[2] for p in q.projection) and not q.distinct
+    return bool(q.group_by) and counts_only and all(
+        sql.exprs[name][0] == "entity" and re.fullmatch(r"h?c\d+\.entity_id", sql.exprs[name][1]) for name in q.group_by)
 
 
 # -- answering ---------------------------------------------------------------------------------------
@@ -326,28 +333,21 @@ def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int |
         except Unsupported:
             return None
         names = [p[1] if p[0] == "var" else p[3] for p in q.projection]
-        body, params, columns = translated
-        kinds = dict(columns)
-        sort_here = bool(q.order_by) and not all(kinds[name] in ("double", "integer", "count") for name, _ in q.order_by)
+        body, params, columns, sort_here = translated
+        kinds = [kind for _, kind in columns]
         rows = _fetch(conn, body, params, None if sort_here else max_rows, timeout_s)
-        rows = _terms(conn, rows, [kind for _, kind in columns])
+        if sort_here and q.group_by:
+            rows = fold_counts(rows, kinds)
+        rows = to_terms(conn, rows, kinds)
     if sort_here:
         for name, desc in reversed(q.order_by):
             i = names.index(name)
-            rows.sort(key=lambda r: _order_key(r[i]), reverse=desc)
+            rows.sort(key=lambda r: order_key(r[i]), reverse=desc)
         stop = None if q.limit is None else q.offset + q.limit
         rows = rows[q.offset:stop]
     if max_rows is not None and len(rows) > max_rows:
         raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
     return SparqlResult(kind="select", vars=names, rows=rows)
-
-
-def _order_key(term):
-    if term is None:
-        return (0, "")
-    if isinstance(term, URIRef):
-        return (2, str(term))
-    return (3, float(term))
 
 
 def _fetch(conn, body: str, params: dict, max_rows: int | None, timeout_s: float | None) -> list[tuple]:
@@ -371,30 +371,3 @@ def _fetch(conn, body: str, params: dict, max_rows: int | None, timeout_s: float
     if max_rows is not None and len(rows) > max_rows:
         raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
     return rows
-
-
-def _terms(conn, rows: list[tuple], kinds: list[str]) -> list[tuple]:
-    """Rows of ids and numbers as rdflib terms (IRIs looked up once per distinct id)."""
-    names: dict[str, dict[int, str]] = {"input": {}, "entity": {}}
-    for kind in ("input", "entity"):
-        ids = sorted({r[i] for r in rows for i, k in enumerate(kinds) if k == kind and r[i] is not None})
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start:start + 5000]
-            if kind == "input":
-                found = conn.execute(text('SELECT id, dataset, split, "key" FROM input WHERE id IN :ids')
-                                     .bindparams(_expanding("ids")), {"ids": chunk})
-                names[kind].update((i, vocab.input_iri(d, s, k)) for i, d, s, k in found)
-            else:
-                found = conn.execute(text("SELECT id, iri FROM entity WHERE id IN :ids").bindparams(_expanding("ids")), {"ids": chunk})
-                names[kind].update(found.all())
-    return [tuple(_term(k, v, names) for k, v in zip(kinds, row)) for row in rows]
-
-
-def _term(kind: str, value, names: dict | None = None):
-    if value is None:
-        return None
-    if kind in ("input", "entity"):
-        return URIRef(names[kind][value])
-    if kind == "double":
-        return Literal(double_lexical(value), datatype=URIRef(XSD + "double"), normalize=False)
-    return Literal(str(int(value)), datatype=URIRef(XSD + "integer"), normalize=False)

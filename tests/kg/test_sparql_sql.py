@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rdflib import Literal, URIRef
 
-from kg import sparql_sql
+from kg import sparql_sql, sql_terms
 from kg.sparql import inject_bindings, run_query
 from kg.vocab import ARITH, PREFIXES
 
@@ -54,6 +54,9 @@ def queries(rng) -> list[tuple[str, dict, bool]]:
         ("SELECT (COUNT(DISTINCT ?i) AS ?n) WHERE { ?e rdf:type/rdfs:subClassOf* ?class . "
          "?a ns:entity ?e ; ns:confidence ?c ; ns:input ?i . FILTER(?c > ?min) }", {"class": cls, "min": Literal(threshold)}, False),
         ("SELECT ?e (COUNT(?i) AS ?n) WHERE { ?i ns:hasConcept ?e } GROUP BY ?e", {}, False),
+        ("SELECT ?e (COUNT(*) AS ?n) (COUNT(?i) AS ?m) WHERE { ?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c "
+         "FILTER(?c > 0.2) } GROUP BY ?e ORDER BY DESC(?n) ?e LIMIT 3 OFFSET 1", {}, True),
+        ("SELECT ?e (COUNT(DISTINCT ?i) AS ?n) WHERE { ?a ns:input ?i ; ns:entity ?e . ?e a arith:Odd } GROUP BY ?e", {}, False),
         ("SELECT ?i ?c WHERE { ?a ns:entity ?e ; ns:confidence ?c ; ns:input ?i } ORDER BY DESC(?c) LIMIT 5", {"e": entity}, True),
         ("SELECT ?i ?e ?c ?s WHERE { ?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c ; ns:slot ?s . FILTER(?c >= 0.3 && ?s = 0) }", {}, False),
         ("SELECT DISTINCT ?e WHERE { ?a ns:input ?i ; ns:entity ?e . ?e a arith:Odd }", {}, False),
@@ -92,7 +95,7 @@ def test_double_lexical_matches_oxigraph():
     for i, v in enumerate(values):
         store.add(ox.Quad(ox.NamedNode(f"http://x/{i}"), ox.NamedNode("http://p"), ox.Literal(repr(v), datatype=xsd_double)))
     printed = {int(r["s"].value.rsplit("/", 1)[1]): r["o"].value for r in store.query("SELECT ?s ?o WHERE { ?s ?p ?o }")}
-    assert [sparql_sql.double_lexical(v) for v in values] == [printed[i] for i in range(len(values))]
+    assert [sql_terms.double_lexical(v) for v in values] == [printed[i] for i in range(len(values))]
 
 
 @pytest.mark.parametrize("query", [
