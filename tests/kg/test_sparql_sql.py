@@ -140,9 +140,10 @@ def test_deadline_stops_a_query_on_the_sql_path(kg_store):
     ids = kg_store.add_inputs("d", "s", [str(i) for i in range(3000)])
     kg_store.add_assignments(run, ids, np.zeros(3000, dtype=int), np.zeros(3000, dtype=int), np.full(3000, 0.5))
     endless = "SELECT (COUNT(*) AS ?n) WHERE { ?a ns:input ?i . ?b ns:input ?j . ?c ns:input ?k }"  # 2.7e10 rows
+    kg_store.sync_rdf()  # the view's own sync is not part of the query's time limit
     for ask in (lambda: sparql_sql.answer(kg_store.engine, endless, PREFIXES, timeout_s=0.5),
                 lambda: kg_store.sparql(endless, limits=QueryLimits(timeout_s=0.5))):
         start = time.monotonic()
         with pytest.raises(QueryTimeoutError, match="time limit"):
             ask()
-        assert time.monotonic() - start < 3
+        assert time.monotonic() - start < 5  # 0.5 s and the time to notice it, on a busy machine
