@@ -320,6 +320,8 @@ def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int |
         q = parse(query, prefixes)
     except (Unsupported, IndexError):
         return None
+    if _names_an_input(q):
+        return None  # Oxigraph answers from one index seek; SQL would cost more round trips than that
     used = {p for _, p, _ in q.patterns}
     with engine.connect() as conn:
         mapped = sorted(used & (set(ASSIGNMENT_PREDICATES) | {HAS_CONCEPT}))
@@ -348,6 +350,15 @@ def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int |
     if max_rows is not None and len(rows) > max_rows:
         raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
     return SparqlResult(kind="select", vars=names, rows=rows)
+
+
+def _names_an_input(q: Query) -> bool:
+    """Whether a pattern names an input (``<input> ns:hasConcept ?e``, ``?a ns:input <input>``): a lookup."""
+    for s, p, o in q.patterns:
+        subject, obj = (q.values.get(t[1], t) if t[0] == "var" else t for t in (s, o))
+        if (p == HAS_CONCEPT and subject[0] == "iri") or (p == INPUT and obj[0] == "iri"):
+            return True
+    return False
 
 
 def _fetch(conn, body: str, params: dict, max_rows: int | None, timeout_s: float | None) -> list[tuple]:
