@@ -17,6 +17,7 @@ from rdflib import Literal, URIRef
 from kg import sparql_sql, sql_terms
 from kg.sparql import inject_bindings, run_query
 from kg.vocab import ARITH, PREFIXES
+from store_backends import BOTH_BACKENDS
 
 CLASSES = ["Prime", "Odd", "Even", "Number", "Digit", "Composite"]
 
@@ -70,6 +71,7 @@ def queries(rng) -> list[tuple[str, dict, bool]]:
     ]
 
 
+@BOTH_BACKENDS
 @pytest.mark.parametrize("seed", range(4))
 def test_sql_answers_equal_oxigraph_on_random_stores(kg_store, seed):
     rng = random_store(kg_store, seed)
@@ -131,6 +133,7 @@ def test_row_limit_holds_on_the_sql_path(run_store):
         run_store.sparql("SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c }", limits=QueryLimits(max_rows=3))
 
 
+@BOTH_BACKENDS
 def test_deadline_stops_a_query_on_the_sql_path(kg_store):
     import time
 
