@@ -29,8 +29,8 @@ from sqlalchemy import Engine, bindparam, text
 from kg import vocab
 from kg.query_guard import ResultTooLargeError
 from kg.query_workers import QueryTimeoutError, _timeout_message
-from kg.sql_terms import fold_counts, order_key, to_terms
 from kg.sparql_subset import RDF_TYPE, SUBCLASS, TYPE_CLOSURE, XSD, Query, Unsupported, parse
+from kg.sql_terms import fold_counts, order_key, to_terms
 
 _NS = str(vocab.NS)
 INPUT, ENTITY, CONFIDENCE, SLOT, HAS_CONCEPT = (_NS + p for p in ("input", "entity", "confidence", "slot", "hasConcept"))
