@@ -9,18 +9,25 @@ aligned to ``arith:n{k mod 19}``. Queries:
 - q2: inputs per entity (GROUP BY);
 - q3: the 10 most confident inputs of ``arith:n7``.
 
-``p50_ms`` is the store's answer path (SQL, ``Store.count_inputs_in_class`` / ``concept_counts`` /
-``top_inputs``); ``sparql_p50_ms`` the same queries in SPARQL on the Oxigraph view. At ``--compare-n``
-(100 000) the same three SPARQL queries run on rdflib's in-memory ``Graph``; every answer is asserted
-equal to rdflib's. Prints and writes one JSON object.
+At ``--compare-n`` (100 000) and at ``--n``, under the key of each size in ``sizes``:
+``rdf_build_seconds`` (``Store.rebuild_rdf``), ``p50_ms`` the store's SQL answer functions
+(``count_inputs_in_class`` / ``concept_counts`` / ``top_inputs``), ``sparql_p50_ms`` the SPARQL
+text through ``Store.sparql`` (the general path of ``neurosym query`` and the endpoint: translated to
+SQL where ``kg/sparql_sql.py`` can, else Oxigraph), ``oxigraph_p50_ms`` the same text on Oxigraph
+alone, and ``peak_rss_mb`` of this process so far. At ``--compare-n`` the queries also run on
+rdflib's in-memory ``Graph``; every answer is asserted equal to SQL's and rdflib's.
+``cli_one_row_seconds``: median wall time of 5 runs of ``neurosym query`` asking for one input's
+concept on the small store. Prints and writes one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +39,7 @@ from rdflib import Graph, Literal, URIRef
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from kg.sparql import run_query  # noqa: E402
 from kg.store import Store  # noqa: E402
 from kg.vocab import ARITH, PREFIXES  # noqa: E402
 from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
@@ -60,18 +68,18 @@ def build(path: Path, n: int, seed: int = 0) -> tuple[Store, dict]:
     store.add_codes(run, np.arange(K), rng.random(K) + 1, np.full(K, 1 / K))
     code = rng.integers(0, K, n)
     conf = rng.random(n)
-    keys = [str(i) for i in range(n)]
     t0 = time.perf_counter()
-    ids = store.add_inputs("synthetic", "test", keys)
+    ids = store.add_inputs("synthetic", "test", [str(i) for i in range(n)])
     t1 = time.perf_counter()
     store.add_assignments(run, ids, np.zeros(n, dtype=np.int64), code, conf)
     t2 = time.perf_counter()
+    del ids, code, conf  # the benchmark's own arrays are no part of what the view build holds
     store.add_alignments(run, np.arange(K), [str(ARITH[f"n{k % 19}"]) for k in range(K)], 0.6 + 0.4 * rng.random(K), "synthetic")
     t3 = time.perf_counter()
     store.rebuild_rdf()
     t4 = time.perf_counter()
     return store, {"inputs_insert_seconds": t1 - t0, "assignments_insert_seconds": t2 - t1,
-                   "sql_insert_seconds": t2 - t0, "rdf_build_seconds": t4 - t3}
+                   "sql_insert_seconds": t2 - t0, "rdf_build_seconds": t4 - t3, "view_quads": len(store.view)}
 
 
 def p50(fn, repeat: int) -> tuple[float, object]:
@@ -104,8 +112,48 @@ def normalise(name: str, rows) -> object:
 
 
 def sparql_answers(store: Store) -> dict:
-    """The three queries through ``Store.sparql`` (Oxigraph)."""
+    """The three queries through ``Store.sparql`` (the general path)."""
     return {q: (lambda q=q: normalise(q, store.sparql(QUERIES[q], BINDINGS[q]).rows)) for q in QUERIES}
+
+
+def oxigraph_answers(store: Store) -> dict:
+    """The three queries on the Oxigraph view alone (no SQL translation)."""
+    store.sync_rdf()
+    return {q: (lambda q=q: normalise(q, run_query(store.view, QUERIES[q], BINDINGS[q]).rows)) for q in QUERIES}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(path: Path, n: int, repeat: int, oxigraph_repeat: int) -> tuple[Store, dict, dict]:
+    """Build a store of ``n`` assignments and time the three questions on every path; returns the
+    store, the figures and the SQL answers (all paths asserted equal to them)."""
+    store, out = build(path, n)
+    out["p50_ms"], out["sparql_p50_ms"], out["oxigraph_p50_ms"], answers = {}, {}, {}, {}
+    paths = {"p50_ms": (sql_answers(store), repeat), "sparql_p50_ms": (sparql_answers(store), repeat),
+             "oxigraph_p50_ms": (oxigraph_answers(store), oxigraph_repeat)}
+    for q in QUERIES:
+        for key, (fns, times) in paths.items():
+            out[key][q], answer = p50(fns[q], times)
+            answers.setdefault(q, answer)
+            assert answer == answers[q], f"{q}: {key} answer differs from SQL's at N={n}: {answer} != {answers[q]}"
+    out["peak_rss_mb"] = peak_rss_mb()
+    return store, out, answers
+
+
+def cli_seconds(path: Path, runs: int = 5) -> float:
+    """Median wall time of ``neurosym query`` asking one input's concept (a one-row answer)."""
+    query = "SELECT ?e WHERE { <https://w3id.org/neurosym/input/synthetic/test/0> ns:hasConcept ?e }"
+    command = [sys.executable, "-m", "pipelines.cli", "--store", str(path), "query", query]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        times.append(time.perf_counter() - t)
+        assert done.returncode == 0 and "(1 row)" in done.stdout, done.stderr or done.stdout
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -113,44 +161,36 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--compare-n", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--oxigraph-repeat", type=int, default=3, help="runs of each query on Oxigraph alone (slow at 1M)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--dir", type=Path, default=None, help="where to build the stores (default: a temp dir)")
     args = parser.parse_args()
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="neurosym-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     out: dict = {"n": args.n, "compare_n": args.compare_n, "codes": K, "python": platform.python_version(),
-                 "machine": platform.machine(), "cpus": __import__("os").cpu_count()}
+                 "machine": platform.machine(), "cpus": os.cpu_count(), "load_average_before": os.getloadavg(),
+                 "sizes": {}}
 
-    store, timings = build(workdir / "big.sqlite", args.n)
-    out.update(timings)
-    out["p50_ms"], out["sparql_p50_ms"] = {}, {}
-    for q, fn in sql_answers(store).items():
-        out["p50_ms"][q], sql = p50(fn, args.repeat)
-        out["sparql_p50_ms"][q], ox = p50(sparql_answers(store)[q], max(1, args.repeat // 2))
-        assert sql == ox, f"{q}: SQL and SPARQL answers differ at N={args.n}: {sql} != {ox}"
+    store, out["sizes"][str(args.n)], _ = measure(workdir / "big.sqlite", args.n, args.repeat, args.oxigraph_repeat)
     store.close()
 
-    small, small_timings = build(workdir / "small.sqlite", args.compare_n)
+    small, out["sizes"][str(args.compare_n)], sql = measure(workdir / "small.sqlite", args.compare_n, args.repeat, args.repeat)
     t = time.perf_counter()
     graph = Graph()
     graph.parse(data=small.export("nt"), format="nt")
     out["rdflib_load_seconds"] = time.perf_counter() - t
-    out["compare_rdf_build_seconds"] = small_timings["rdf_build_seconds"]
-    out["compare_p50_ms"], out["compare_sparql_p50_ms"], out["rdflib_p50_ms"] = {}, {}, {}
-    out["speedup_vs_rdflib"], out["sparql_speedup_vs_rdflib"] = {}, {}
+    out["rdflib_p50_ms"] = {}
     for q in QUERIES:
         out["rdflib_p50_ms"][q], ref = p50(
             lambda q=q: normalise(q, graph.query(QUERIES[q], initNs=PREFIXES, initBindings=BINDINGS[q])), 3
         )
-        out["compare_p50_ms"][q], sql = p50(sql_answers(small)[q], args.repeat)
-        out["compare_sparql_p50_ms"][q], ox = p50(sparql_answers(small)[q], args.repeat)
-        assert sql == ref, f"{q}: SQL answer differs from rdflib's at N={args.compare_n}: {sql} != {ref}"
-        assert ox == ref, f"{q}: Oxigraph answer differs from rdflib's at N={args.compare_n}: {ox} != {ref}"
-        out["speedup_vs_rdflib"][q] = out["rdflib_p50_ms"][q] / out["compare_p50_ms"][q]
-        out["sparql_speedup_vs_rdflib"][q] = out["rdflib_p50_ms"][q] / out["compare_sparql_p50_ms"][q]
+        assert sql[q] == ref, f"{q}: SQL answer differs from rdflib's at N={args.compare_n}: {sql[q]} != {ref}"
+    del graph
     small.close()
     out["answers_equal_rdflib"] = True
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["cli_one_row_seconds"] = cli_seconds(workdir / "small.sqlite")
+    out["peak_rss_mb"] = peak_rss_mb()
+    out["load_average_after"] = os.getloadavg()
     emit(out, args.json, sort_keys=True)
 
 

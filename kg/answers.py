@@ -8,9 +8,10 @@ function names the SPARQL query it is equal to (the benchmark asserts the equali
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, func, select, text
 
 from kg.errors import KGError
+from kg.schema import Alignment, Assignment, Code, Entity, Input
 
 _TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 _SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
@@ -105,3 +106,32 @@ def top_inputs(conn: Connection, entity_iri: str, k: int, run_id: int | None) ->
     rows = [(input_iri(*keys[i]), float(conf)) for conf, i in best]
     # Ties in confidence are ordered by input IRI, like the sorted SPARQL answer.
     return sorted(rows, key=lambda r: (-r[1], r[0]))
+
+
+# -- what a run report shows ----------------------------------------------------------------------------
+def code_usage(store, run_id: int) -> list[tuple[int, int, bool]]:
+    """(code index, inputs whose top symbol it is, code is aligned) for every code of a run, by index."""
+    with store.engine.connect() as conn:
+        codes = conn.execute(select(Code.idx, Code.entity_id).where(Code.run_id == run_id).order_by(Code.idx)).all()
+        counts = dict(conn.execute(
+            select(Assignment.code, func.count()).where(Assignment.run_id == run_id, Assignment.rank == 0)
+            .group_by(Assignment.code)).all())
+    return [(int(c), int(counts.get(c, 0)), e is not None) for c, e in codes]
+
+
+def best_alignments(store, run_id: int) -> list[tuple[int, str, float]]:
+    """(code, entity IRI, confidence) of a run's alignments, the best confidence over methods."""
+    with store.engine.connect() as conn:
+        return [(int(c), e, float(conf)) for c, e, conf in conn.execute(
+            select(Alignment.code, Entity.iri, func.max(Alignment.confidence))
+            .join(Entity, Entity.id == Alignment.entity_id).where(Alignment.run_id == run_id)
+            .group_by(Alignment.code, Entity.iri))]
+
+
+def top_codes(store, run_id: int, dataset: str, split: str, slot: int = 0) -> list[tuple[str, int]]:
+    """(input key, code of its top symbol in ``slot``) for the inputs of one dataset split in a run."""
+    with store.engine.connect() as conn:
+        return [(k, int(c)) for k, c in conn.execute(
+            select(Input.key, Assignment.code).join(Input, Input.id == Assignment.input_id)
+            .where(Assignment.run_id == run_id, Assignment.rank == 0, Assignment.slot == slot,
+                   Input.dataset == dataset, Input.split == split))]

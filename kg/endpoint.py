@@ -7,10 +7,10 @@
 - queries by ``GET /sparql?query=...``, ``POST`` form (``query=...``) or ``POST`` with
   ``Content-Type: application/sparql-query``; ``default-graph-uri`` / ``named-graph-uri`` choose the
   dataset (without them the default graph is the union of all graphs, as in ``Store.sparql``);
-- results by content negotiation (``kg/endpoint_formats.py``);
+- results by content negotiation (``kg/content_negotiation.py``), serialised by ``kg/result_formats.py``;
 - updates (``POST`` form ``update=`` or ``application/sparql-update``) answer 403 unless the endpoint
   was started with ``allow_updates`` and a token, and then only ``INSERT DATA`` of ground triples
-  into graphs that SQL does not derive (``kg/endpoint_engine.py``);
+  into graphs that SQL does not derive (``kg/endpoint_service.py``);
 - limits: query size and nesting (400), ``timeout_s`` per query (503; the worker process evaluating
   it is killed at the deadline, see ``kg/query_workers.py``), ``max_rows`` result rows or triples
   (422), ``max_body`` request bytes (413); no SERVICE calls unless ``allow_service`` names the host.
@@ -29,9 +29,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from kg.endpoint_engine import TEXT, Dataset, EndpointConfig, Engine
-from kg.endpoint_formats import HttpError, negotiate, results_xml, serialize
+from kg import vocab
+from kg.endpoint_service import TEXT, Dataset, EndpointConfig, EndpointService
+from kg.content_negotiation import HttpError, negotiate
 from kg.errors import KGError
+from kg.query_examples import example_queries
+from kg.result_formats import results_xml, serialize
 from kg.store import Store
 
 __all__ = ["EndpointConfig", "HttpError", "SparqlEndpoint", "negotiate", "render_page", "results_xml", "serialize"]
@@ -63,10 +66,10 @@ class _Handler(BaseHTTPRequestHandler):
         if length is None:
             self.close_connection = True
             return self._send(411, TEXT, b"a POST needs a Content-Length header\n")
-        if not length.isdigit() or int(length) > self.server.engine.config.max_body:
+        if not length.isdigit() or int(length) > self.server.service.config.max_body:
             self.close_connection = True  # the body is never read: the connection cannot be reused
             return self._error(HttpError(413, f"request body of {length} bytes is over the endpoint's limit of "
-                                              f"{self.server.engine.config.max_body} bytes"))
+                                              f"{self.server.service.config.max_body} bytes"))
         body = self.rfile.read(int(length)).decode("utf-8", errors="replace")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype == "application/x-www-form-urlencoded":
@@ -87,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
         return parse_qs(url.query, keep_blank_values=True)
 
     def _dispatch(self, params: dict[str, list[str]], update_body: str | None) -> None:
-        engine = self.server.engine
+        service = self.server.service
         try:
             if self._route not in ("/", "/sparql"):
                 raise HttpError(404, f"no such resource {self._route}; the endpoint is /sparql")
@@ -98,10 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
                     raise HttpError(400, "updates must be sent by POST")
                 update_body = _single(params, "update")
             if update_body is not None:
-                media, body = engine.update(update_body, self.headers.get("Authorization"))
+                media, body = service.update(update_body, self.headers.get("Authorization"))
             elif "query" in params:
                 dataset = Dataset(params.get("default-graph-uri", []), params.get("named-graph-uri", []))
-                media, body = engine.query(_single(params, "query"), dataset, self.headers.get("Accept"))
+                media, body = service.query(_single(params, "query"), dataset, self.headers.get("Accept"))
             else:
                 media, body = "text/html; charset=utf-8", self.server.page
         except HttpError as exc:
@@ -132,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def log_message(self, format: str, *args) -> None:
-        if self.server.engine.config.log_requests:
+        if self.server.service.config.log_requests:
             super().log_message(format, *args)
 
 
@@ -145,7 +148,7 @@ def _single(params: dict[str, list[str]], name: str) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    engine: Engine
+    service: EndpointService
     page: bytes
 
     def __init__(self, address: tuple[str, int], backlog: int):
@@ -154,15 +157,18 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         # A client that hangs up mid-answer is not the server's failure: one line, no traceback.
-        if self.engine.config.log_requests:
+        if self.service.config.log_requests:
             error = sys.exc_info()[1]
             sys.stderr.write(f"{client_address[0]} - connection ended early: {type(error).__name__}: {error}\n")
 
 
 def render_page(examples: dict[str, str]) -> bytes:
-    """The HTML query page with the example queries built in."""
-    data = json.dumps(examples).replace("</", "<\\/")
-    return PAGE.read_text(encoding="utf-8").replace("/*EXAMPLES*/{}", data).encode("utf-8")
+    """The HTML query page with the example queries and the predeclared prefixes built in."""
+    def script_json(value) -> str:
+        return json.dumps(value).replace("</", "<\\/")
+
+    page = PAGE.read_text(encoding="utf-8").replace("/*EXAMPLES*/{}", script_json(examples))
+    return page.replace("/*PREFIXES*/{}", script_json(vocab.PREFIXES)).encode("utf-8")
 
 
 class SparqlEndpoint:
@@ -170,14 +176,15 @@ class SparqlEndpoint:
 
     def __init__(self, store: Store, config: EndpointConfig | None = None):
         self.config = config or EndpointConfig()
-        self.engine = Engine(store, self.config)
+        self.service = EndpointService(store, self.config)
         try:
             self.server = _Server((self.config.host, self.config.port), self.config.backlog)
         except OSError as exc:
-            self.engine.close()
+            self.service.close()
             raise OSError(f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}") from None
-        self.server.engine = self.engine
-        self.server.page = render_page(self.config.examples)
+        self.server.service = self.service
+        # Examples written for this store unless the caller gives its own.
+        self.server.page = render_page(self.config.examples or example_queries(store))
         self._thread: threading.Thread | None = None
 
     @property
@@ -199,7 +206,7 @@ class SparqlEndpoint:
             self.server.shutdown()
             self._thread.join()
         self.server.server_close()
-        self.engine.close()
+        self.service.close()
 
     def __enter__(self) -> SparqlEndpoint:
         return self

@@ -118,18 +118,19 @@ class ChunkReader(io.RawIOBase):
     """A readable binary stream over an iterator of byte chunks (what pyoxigraph's parsers accept)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._pending = chunks, b""
+        self._chunks, self._pending = chunks, memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         while not self._pending:
-            self._pending = next(self._chunks, b"")
+            self._pending = memoryview(next(self._chunks, b""))
             if not self._pending:
                 return 0
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
+        # A view, not a copy: slicing bytes would copy the rest of a chunk of many MB for every read.
         self._pending = self._pending[size:]
         return size
 

@@ -20,11 +20,12 @@ from kg.schema import Assignment, Code, Entity, Input, Triple
 HAS_CONCEPT = str(vocab.NS.hasConcept)
 
 
-def rule_facts(engine, predicates: Iterable[str], run_id: int | None) -> Iterator[tuple[str, str, str, float]]:
-    """``(subject, predicate, object, confidence)`` for every fact the rules can read."""
+def rule_facts(store, predicates: Iterable[str], run_id: int | None) -> Iterator[tuple[str, str, str, float]]:
+    """``(subject, predicate, object, confidence)`` for every fact the rules can read from ``store``
+    (a ``kg.store.Store``)."""
     predicates = set(predicates)
     kg_predicates = predicates - {HAS_CONCEPT}
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         if kg_predicates:
             query = select(Triple.s, Triple.p, Triple.o, Triple.confidence).where(Triple.p.in_(kg_predicates))
             for s, p, o, confidence in conn.execute(query):

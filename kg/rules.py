@@ -134,7 +134,9 @@ def _join_order(body: list[Atom], first: int) -> list[int]:
     return order
 
 
-class _Engine:
+class _RuleJoiner:
+    """Joins the body atoms of each rule over the relations (semi-naive: one atom from the last delta)."""
+
     def __init__(self, rules: list[Rule], relations: dict[str, _Relation], ids: dict[str, int], combine: str):
         self.rules, self.rel, self.ids = rules, relations, ids
         self.combine = np.multiply if combine == "product" else np.minimum
@@ -301,7 +303,7 @@ def evaluate(rules: RuleSet | Iterable[Rule], facts: Iterable[tuple[str, str, st
             if atom.predicate not in known:
                 raise rule.error(f"unknown predicate <{atom.predicate}>: no fact, rule head or "
                                  f"@predicate declaration uses it")
-    engine = _Engine(rule_list, relations, ids, combine)
+    joiner = _RuleJoiner(rule_list, relations, ids, combine)
     heads = {r.head.predicate for r in rule_list}
 
     delta: dict[str, _Relation] = {}
@@ -315,7 +317,7 @@ def evaluate(rules: RuleSet | Iterable[Rule], facts: Iterable[tuple[str, str, st
             else:
                 runs = [i for i, a in enumerate(rule.body) if a.predicate in delta]
             for at in runs:
-                s, o, conf = engine.run_rule(r, at, delta)
+                s, o, conf = joiner.run_rule(r, at, delta)
                 if len(conf):
                     cands.setdefault(rule.head.predicate, []).append((s, o, conf, np.full(len(conf), r, np.int32)))
         delta = {}

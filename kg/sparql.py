@@ -1,5 +1,7 @@
-"""SPARQL over the RDF view: read-only queries, bindings, rdflib-facing results and the SPARQL 1.1 result
-formats (JSON, CSV, TSV) plus a plain-text table, Turtle and N-Triples for graphs.
+"""SPARQL over the RDF view: read-only queries, bindings, and rdflib-facing results (serialised by
+``kg.result_formats``). ``evaluate`` is the one function that runs a checked query, for ``Store.sparql``,
+``neurosym query`` and the endpoint alike: dataset options, deadline, row limit, the SQL path of
+``kg.sparql_sql``, and the one place where the engine's errors become the project's.
 
 Bindings are RDF terms joined into the query's top-level group as a ``VALUES`` block built from the
 terms' N-Triples serialisation (escaped by the serializer, never by string pasting), which is what
@@ -8,24 +10,23 @@ rdflib's ``initBindings`` means; Oxigraph's own substitution only accepts projec
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyoxigraph as ox
-from rdflib import BNode, Graph, Literal, URIRef, Variable
+from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
+from sqlalchemy import Engine
 
+from kg import result_formats, sparql_sql
 from kg.errors import KGError, ReadOnlyQueryError, SparqlSyntaxError
 from kg.query_guard import QueryEvaluationError, QueryLimits, ResultTooLargeError, check_query
 from kg.query_workers import QueryRunner, runner_for
-from kg.rdf_io import bind_prefixes
 from kg.vocab import PREFIXES
 
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+#: The formats of ``SparqlResult.serialize`` (``neurosym query --format``).
 RESULT_FORMATS = ("table", "json", "csv", "tsv", "turtle", "nt")
 
 
@@ -89,79 +90,14 @@ class SparqlResult:
 
     def serialize(self, format: str = "table") -> str:
         """The result as ``json``/``csv``/``tsv`` (SPARQL 1.1 result formats), ``table``, or for graphs
-        ``turtle``/``nt``."""
+        ``turtle``/``nt`` (see ``kg.result_formats``)."""
         if format not in RESULT_FORMATS:
             raise KGError(f"unknown result format {format!r}; expected one of {list(RESULT_FORMATS)}")
-        if self.kind == "graph":
-            fmt = {"turtle": "turtle", "nt": "nt", "table": "turtle"}.get(format)
-            if fmt is None:
-                raise KGError(f"a CONSTRUCT/DESCRIBE result is a graph: use --format turtle or nt, not {format}")
-            return bind_prefixes(self.graph).serialize(format=fmt)
-        if format in ("turtle", "nt"):
+        if self.kind == "graph" and format not in ("turtle", "nt", "table"):
+            raise KGError(f"a CONSTRUCT/DESCRIBE result is a graph: use --format turtle or nt, not {format}")
+        if self.kind != "graph" and format in ("turtle", "nt"):
             raise KGError(f"{format} is for CONSTRUCT/DESCRIBE results; use table, json, csv or tsv")
-        return {"json": self._json, "csv": self._csv, "tsv": self._tsv, "table": self._table}[format]()
-
-    def _json(self) -> str:
-        if self.kind == "ask":
-            return json.dumps({"head": {}, "boolean": self.askanswer})
-        bindings = [
-            {v: _json_term(t) for v, t in zip(self.vars, row) if t is not None} for row in self.rows
-        ]
-        return json.dumps({"head": {"vars": self.vars}, "results": {"bindings": bindings}}, ensure_ascii=False)
-
-    def _csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")  # the SPARQL CSV format uses CRLF
-        if self.kind == "ask":
-            writer.writerow(["_askResult"])
-            writer.writerow(["true" if self.askanswer else "false"])
-            return out.getvalue()
-        writer.writerow(self.vars)
-        for row in self.rows:
-            writer.writerow(["" if t is None else (f"_:{t}" if isinstance(t, BNode) else str(t)) for t in row])
-        return out.getvalue()
-
-    def _tsv(self) -> str:
-        if self.kind == "ask":
-            return f"?_askResult\n{'true' if self.askanswer else 'false'}\n"
-        lines = ["\t".join(f"?{v}" for v in self.vars)]
-        lines += ["\t".join("" if t is None else t.n3() for t in row) for row in self.rows]
-        return "\n".join(lines) + "\n"
-
-    def _table(self) -> str:
-        if self.kind == "ask":
-            return "true\n" if self.askanswer else "false\n"
-        graph = bind_prefixes(Graph())
-        cells = [[("" if t is None else _short(t, graph)) for t in row] for row in self.rows]
-        widths = [max([len(v)] + [len(r[i]) for r in cells]) for i, v in enumerate(self.vars)]
-        line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
-        out = [line(self.vars), line(["-" * w for w in widths])] + [line(r) for r in cells]
-        out.append(f"({len(self.rows)} row{'s' if len(self.rows) != 1 else ''})")
-        return "\n".join(out) + "\n"
-
-
-def _json_term(term: Node) -> dict:
-    if isinstance(term, URIRef):
-        return {"type": "uri", "value": str(term)}
-    if isinstance(term, BNode):
-        return {"type": "bnode", "value": str(term)}
-    out = {"type": "literal", "value": str(term)}
-    if term.language:
-        out["xml:lang"] = term.language
-    elif term.datatype is not None and str(term.datatype) != "http://www.w3.org/2001/XMLSchema#string":
-        out["datatype"] = str(term.datatype)
-    return out
-
-
-def _short(term: Node, graph: Graph) -> str:
-    if isinstance(term, URIRef):
-        try:
-            return graph.namespace_manager.normalizeUri(term)
-        except Exception:
-            return f"<{term}>"
-    if isinstance(term, Literal):
-        return str(term)
-    return term.n3()
+        return result_formats.serialize(self, "turtle" if self.kind == "graph" and format == "table" else format)
 
 
 # -- bindings ---------------------------------------------------------------------------------------
@@ -225,13 +161,19 @@ def _term(value) -> Node | None:
 
 
 def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict | None = None,
-             prepare: Callable[[], object] | None = None) -> SparqlResult:
+             prepare: Callable[[], object] | None = None, sql_engine: Engine | None = None) -> SparqlResult:
     """Evaluate a query that passed ``check_query`` in ``runner``'s workers, within ``limits``.
 
     ``options`` are pyoxigraph's dataset options (default: the union of all graphs as default graph,
     graph IRIs as strings); raises ``SparqlSyntaxError``, ``ResultTooLargeError``,
-    ``QueryTimeoutError``, ``QueryCrashError`` or ``QueryEvaluationError``.
+    ``QueryTimeoutError``, ``QueryCrashError`` or ``QueryEvaluationError``. With ``sql_engine`` (the
+    store's SQL) a query over the union of all graphs that ``kg.sparql_sql`` can translate is
+    answered in SQL instead, with the same answer.
     """
+    if sql_engine is not None and options is None:
+        answered = sparql_sql.answer(sql_engine, text, PREFIXES, limits.max_rows, limits.timeout_s)
+        if answered is not None:
+            return answered
     options = {"prefixes": PREFIXES, **(options or {"use_default_graph_as_union": True})}
     status, kind, payload = runner.run(text, options, limits.max_rows, limits.timeout_s, prepare)
     if status == "error":
@@ -251,9 +193,11 @@ def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict 
     return SparqlResult(kind="select", vars=names, rows=[tuple(map(_term, row)) for row in rows])
 
 
-def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimits | None = None) -> SparqlResult:
+def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimits | None = None,
+              sql_engine: Engine | None = None) -> SparqlResult:
     """Run a read-only query on an ``RdfView`` within ``limits`` (default ``QueryLimits()``: 60 s, no
-    SERVICE); updates, syntax errors and queries over a limit raise ``KGError``s."""
+    SERVICE); updates, syntax errors and queries over a limit raise ``KGError``s. ``sql_engine``: see
+    ``evaluate``."""
     limits = limits or QueryLimits()
     if not isinstance(query, str):
         raise KGError(f"a SPARQL query is a str, not {type(query).__name__}")
@@ -263,4 +207,4 @@ def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimit
     if form == "update":
         raise ReadOnlyQueryError("SPARQL updates are not allowed here: the RDF view is derived from SQL; write through the store API")
     text = inject_bindings(query, bindings or {})
-    return evaluate(runner_for(view, network=bool(limits.allow_service)), text, limits)
+    return evaluate(runner_for(view, network=bool(limits.allow_service)), text, limits, sql_engine=sql_engine)

@@ -94,6 +94,11 @@ class Store:
         return meta["store_id"]
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL of the store, password hidden (for reports and messages)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     def close(self) -> None:
         """Release the RDF view and the SQL connections."""
         self.view.close()
@@ -272,13 +277,13 @@ class Store:
     def sync_rdf(self) -> list[str]:
         """Bring the RDF view up to date with SQL; returns the graphs that were reloaded."""
         with self.engine.connect() as conn:
-            return self.view.sync(self.store_id, self._versions(), lambda g: self._lines(conn, g, graph_tail(g)))
+            return self.view.sync(self.store_id, self._versions(), lambda g: self._lines(conn, g, graph_tail(None)))
 
     def rebuild_rdf(self) -> list[str]:
         """Rebuild the whole RDF view from SQL into a new directory and switch to it; returns the graphs
         loaded. Stored triples the view refuses are skipped and listed in ``self.view.skipped``."""
         with self.engine.connect() as conn:
-            return self.view.rebuild(self.store_id, self._versions(), lambda g: self._lines(conn, g, graph_tail(g)))
+            return self.view.rebuild(self.store_id, self._versions(), lambda g: self._lines(conn, g, graph_tail(None)))
 
     def sparql(self, query: str, bindings: dict | None = None, limits: QueryLimits | None = None) -> SparqlResult:
         """Run a read-only SPARQL query (SELECT, ASK, CONSTRUCT, DESCRIBE) over the RDF view.
@@ -290,7 +295,7 @@ class Store:
         """
         if self.auto_sync:
             self.sync_rdf()
-        return run_query(self.view, query, bindings, limits)
+        return run_query(self.view, query, bindings, limits, sql_engine=self.engine)
 
     def counts(self) -> tuple[int, int]:
         """(triples the SQL tables describe, quads in the RDF view) after a sync: equal in a healthy store."""

@@ -27,9 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure  # a Figure renders with the Agg backend; no pyplot state, no display
-from sqlalchemy import func, select
-
-from kg.schema import Alignment, Assignment, Code, Entity, Input
+from kg import answers
 from kg.store import Store
 
 CURVE_PANELS = {
@@ -164,23 +162,15 @@ def short(iri: str) -> str:
 
 def code_usage(store: Store, run_id: int) -> tuple[np.ndarray, np.ndarray]:
     """(inputs per code ``[K]``, code is aligned ``[K]``) for a store run."""
-    with store.engine.connect() as conn:
-        codes = conn.execute(select(Code.idx, Code.entity_id).where(Code.run_id == run_id).order_by(Code.idx)).all()
-        counts = dict(conn.execute(
-            select(Assignment.code, func.count()).where(Assignment.run_id == run_id, Assignment.rank == 0)
-            .group_by(Assignment.code)).all())
-    return (np.array([counts.get(c, 0) for c, _ in codes]), np.array([e is not None for _, e in codes], dtype=bool))
+    usage = answers.code_usage(store, run_id)
+    return np.array([n for _, n, _ in usage], dtype=np.int64), np.array([aligned for *_, aligned in usage], dtype=bool)
 
 
 def alignment_matrix(store: Store | None, run_id: int | None, result: dict) -> tuple[np.ndarray, list[int], list[str]]:
     """Code x entity confidence, best over methods. Shapes: ``[K, E]``."""
     rows: list[tuple[int, str, float]] = []
     if store is not None and run_id is not None:
-        with store.engine.connect() as conn:
-            rows = [tuple(r) for r in conn.execute(
-                select(Alignment.code, Entity.iri, func.max(Alignment.confidence))
-                .join(Entity, Entity.id == Alignment.entity_id).where(Alignment.run_id == run_id)
-                .group_by(Alignment.code, Entity.iri))]
+        rows = answers.best_alignments(store, run_id)
     if not rows:
         rows = [(a["code"], a["entity"], a["confidence"]) for a in result.get("alignment", []) if a.get("entity")]
     codes = sorted({r[0] for r in rows})
@@ -203,11 +193,7 @@ def confusion(store: Store, run_id: int, result: dict) -> tuple[np.ndarray, list
     _, test = load_digit_splits()
     truth = {key: task["label_entity"].format(label=int(label)) for key, label in zip(test.keys(), test.labels.tolist())}
     chosen = {a["code"]: a["entity"] for a in result.get("alignment", []) if a.get("entity")}
-    with store.engine.connect() as conn:
-        pairs = conn.execute(
-            select(Input.key, Assignment.code).join(Input, Input.id == Assignment.input_id)
-            .where(Assignment.run_id == run_id, Assignment.rank == 0, Assignment.slot == 0,
-                   Input.dataset == "digits", Input.split == "test")).all()
+    pairs = answers.top_codes(store, run_id, "digits", "test")
     if not pairs:
         return None
     labels = list(dict.fromkeys(result.get("symbols", []))) or sorted(set(truth.values()))
@@ -284,7 +270,7 @@ def render_html(run_dir: Path, result: dict, report: Report, store: Store | None
         "code version": result.get("code_version"), "created": result.get("created"),
         "checkpoint": result.get("checkpoint"), "checkpoint sha256": result.get("checkpoint_sha256"),
         "train seconds": result.get("train_seconds"),
-        "store": str(store.engine.url) if store is not None else None, "store run id": run_id,
+        "store": store.url if store is not None else None, "store run id": run_id,
     }
     metrics = result.get("metrics", {})
     config_path = run_dir / "config.toml"

@@ -46,7 +46,7 @@ def apply_rules(store: Store, paths: list[str | Path], run_id: int | None = None
         source=", ".join(str(p) for p in paths),
     )
     predicates = {atom.predicate for rule in rules for atom in rule.body}
-    result = evaluate(rules, rule_facts(store.engine, predicates, run_id), combine=combine, max_iterations=max_iterations)
+    result = evaluate(rules, rule_facts(store, predicates, run_id), combine=combine, max_iterations=max_iterations)
     by_rule: dict[str, list] = {rule.id: [] for rule in rules}
     for s, p, o, confidence, rule_id in result.derived:
         by_rule[rule_id].append((s, p, o, confidence))

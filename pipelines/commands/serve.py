@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from pipelines.commands.options import allow_service_option, store_option
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "queries"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def example_queries(folder: Path = EXAMPLES) -> dict[str, str]:
-    """The README's example queries (``data/queries/0*.rq``) by file stem, for the HTML page."""
-    return {path.stem: path.read_text(encoding="utf-8") for path in sorted(folder.glob("0*.rq"))}
 
 
 @click.command("serve")
@@ -46,8 +38,7 @@ def serve_command(store, host, port, timeout_s, max_rows, max_body, workers, bac
         raise click.UsageError("--allow-updates needs --token (or NEUROSYM_UPDATE_TOKEN)")
     config = EndpointConfig(host=host, port=port, timeout_s=timeout_s, max_rows=max_rows, max_body=max_body,
                             workers=workers, backlog=backlog, allow_service=allow_service, allow_updates=allow_updates,
-                            token=token, log_requests=not quiet,
-                            examples=example_queries())
+                            token=token, log_requests=not quiet)
     with Store.open(store) as opened, SparqlEndpoint(opened, config) as endpoint:
         if host not in LOOPBACK:
             click.echo(f"warning: listening on {host}, reachable from other machines", err=True)

@@ -278,12 +278,12 @@ def test_twenty_timeouts_then_a_quick_answer(serve):
     endpoint = serve(timeout_s=0.5)
     killed = set()
     for _ in range(20):
-        pids = set(endpoint.engine.runner.pool.pids())
+        pids = set(endpoint.service.runner.pool.pids())
         status, _, text = get(endpoint, SLOW)
         assert status == 503 and "time limit of 0.5 s and was stopped" in text
-        killed |= pids - set(endpoint.engine.runner.pool.pids())
+        killed |= pids - set(endpoint.service.runner.pool.pids())
     assert len(killed) == 20 and not any(os.path.exists(f"/proc/{pid}") for pid in killed)
-    workers = endpoint.engine.runner.pool.pids()
+    workers = endpoint.service.runner.pool.pids()
     busy = _cpu_seconds(workers)
     time.sleep(1.0)
     assert _cpu_seconds(workers) - busy < 0.2  # the replacements sit idle: nothing computes for nobody

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pyoxigraph as ox
 
 from kg import vocab
-from kg.endpoint_formats import HttpError, negotiate, serialize
+from kg.content_negotiation import HttpError, negotiate
 from kg.errors import KGError, SparqlSyntaxError
 from kg.query_guard import (
     QueryEvaluationError,
@@ -26,6 +26,7 @@ from kg.query_guard import (
     check_query,
 )
 from kg.query_workers import QueryCrashError, QueryRunner, QueryTimeoutError
+from kg.result_formats import serialize
 from kg.sparql import evaluate
 from kg.store import Store
 
@@ -94,7 +95,7 @@ class Dataset:
         return options
 
 
-class Engine:
+class EndpointService:
     """Runs protocol operations against a ``Store`` with the endpoint's limits (thread-safe)."""
 
     def __init__(self, store: Store, config: EndpointConfig):
@@ -142,7 +143,7 @@ class Engine:
             media, fmt = negotiate(accept, kind)  # before any work: a 406 costs nothing
         options = dataset.options()
         try:
-            result = evaluate(self.runner, text, self.limits, options, prepare=self._sync)
+            result = evaluate(self.runner, text, self.limits, options, prepare=self._sync, sql_engine=self.store.engine)
         except (SparqlSyntaxError, QueryLimitError) as exc:
             raise HttpError(400, str(exc)) from None
         except ResultTooLargeError as exc:
