@@ -165,8 +165,8 @@ def parse(query: str, prefixes: dict[str, str]) -> Query:
     while tokens.peek()[0] == "word" and tokens.peek()[1].upper() in ("LIMIT", "OFFSET"):
         word = tokens.take()[1].upper()
         kind, value = tokens.take()
-        if kind != "number" or not value.isdigit():
-            raise Unsupported(word)
+        if kind != "number" or not value.isdigit() or int(value) >= 2 ** 62:
+            raise Unsupported(word)  # beyond SQL's 64-bit integers: the view answers (or refuses) it
         if word == "LIMIT":
             q.limit = int(value)
         else:

@@ -111,10 +111,19 @@ def test_double_lexical_matches_oxigraph():
     "SELECT ?n WHERE { ?n a arith:Prime }",
     "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e . ?e rdfs:label ?l }",
     "SELECT ?a WHERE { ?a ns:input ?i }",
+    "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e } LIMIT 9223372036854775807",  # past SQL's integers
 ])
 def test_queries_outside_the_subset_fall_back_to_oxigraph(run_store, query):
     assert sparql_sql.answer(run_store.engine, query, PREFIXES) is None
     assert Counter(run_store.sparql(query).rows) == Counter(run_query(run_store.view, query).rows)
+
+
+def test_limits_past_64_bits_are_the_view_syntax_error_not_a_sql_crash(run_store):
+    from kg.errors import SparqlSyntaxError
+
+    for clause in ("LIMIT 99999999999999999999999", "LIMIT 2 OFFSET 99999999999999999999999"):
+        with pytest.raises(SparqlSyntaxError, match="non negative integer"):
+            run_store.sparql(f"SELECT ?i ?e WHERE {{ ?i ns:hasConcept ?e }} {clause}")
 
 
 def test_a_loaded_graph_with_the_same_predicates_falls_back(run_store):
