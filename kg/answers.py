@@ -16,16 +16,25 @@ from kg.schema import Alignment, Assignment, Code, Entity, Input
 _TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 _SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
 
-_CLASS_MEMBERS = """
+#: A class and its subclasses (``rdfs:subClassOf*`` over the loaded graphs), as the relation ``sub(cls)``.
+_SUBCLASSES_CTE = """
 WITH RECURSIVE sub(cls) AS (
     SELECT :cls
     UNION
     SELECT t.s FROM triple t JOIN sub ON t.o = sub.cls
     WHERE t.p = :subclass AND t.o_kind = 'iri' AND t.s_kind = 'iri'
 )
+"""
+_CLASS_MEMBERS = _SUBCLASSES_CTE + """
 SELECT DISTINCT e.id FROM triple t JOIN sub ON t.o = sub.cls JOIN entity e ON e.iri = t.s
 WHERE t.p = :type AND t.o_kind = 'iri'
 """
+
+
+def subclasses(conn: Connection, class_iri: str) -> set[str]:
+    """``class_iri`` and every class below it by ``rdfs:subClassOf`` triples of the loaded graphs."""
+    rows = conn.execute(text(_SUBCLASSES_CTE + "SELECT cls FROM sub"), {"cls": class_iri, "subclass": _SUBCLASS})
+    return {cls for (cls,) in rows}
 
 
 #: Incomplete runs (still being written, or left by a killed command) are not part of any answer.

@@ -27,9 +27,10 @@ from urllib.parse import unquote
 from sqlalchemy import Engine, bindparam, text
 
 from kg import vocab
+from kg.answers import subclasses
 from kg.query_guard import ResultTooLargeError
 from kg.query_workers import QueryTimeoutError, _timeout_message
-from kg.sparql_subset import RDF_TYPE, SUBCLASS, TYPE_CLOSURE, XSD, Query, Unsupported, parse
+from kg.sparql_subset import RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, parse
 from kg.sql_terms import fold_counts, order_key, to_terms
 
 _NS = str(vocab.NS)
@@ -240,14 +241,7 @@ def _complete_runs(conn) -> dict[int, RunShape]:
 
 def _class_closure(conn, class_iri: str, closure: bool) -> list[str]:
     """The class and (with ``closure``) its subclasses, by ``rdfs:subClassOf`` triples of loaded graphs."""
-    classes = {class_iri}
-    frontier = {class_iri} if closure else set()
-    while frontier:
-        rows = conn.execute(
-            text("SELECT s FROM triple WHERE p = :p AND s_kind = 'iri' AND o_kind = 'iri' AND o IN :o").bindparams(
-                _expanding("o")), {"p": SUBCLASS, "o": sorted(frontier)})
-        frontier = {s for (s,) in rows} - classes
-        classes |= frontier
+    classes = subclasses(conn, class_iri) if closure else {class_iri}
     if classes & DERIVED_TYPES:
         raise Unsupported("class reaches a type the view derives")
     return sorted(classes)
