@@ -16,8 +16,10 @@ text through ``Store.sparql`` (the general path of ``neurosym query`` and the en
 SQL where ``kg/sparql_sql.py`` can, else Oxigraph), ``oxigraph_p50_ms`` the same text on Oxigraph
 alone, and ``peak_rss_mb`` of this process so far. At ``--compare-n`` the queries also run on
 rdflib's in-memory ``Graph``; every answer is asserted equal to SQL's and rdflib's.
-``cli_one_row_seconds``: median wall time of 5 runs of ``neurosym query`` asking for one input's
-concept on the small store. Prints and writes one JSON object.
+``cli_one_row_seconds``, ``cli_ask_seconds``, ``cli_version_seconds``: median wall time of 5 runs of
+``neurosym query`` asking for one input's concept on the small store, of ``neurosym query 'ASK {}'`` and
+of ``neurosym --version``; ``cli_query_imports``: which of SQLAlchemy, rdflib and torch the query
+imported (none: the view is current, ``kg/fresh_view.py`` answers). Prints and writes one JSON object.
 """
 
 from __future__ import annotations
@@ -142,18 +144,34 @@ def measure(path: Path, n: int, repeat: int, oxigraph_repeat: int) -> tuple[Stor
     return store, out, answers
 
 
-def cli_seconds(path: Path, runs: int = 5) -> float:
-    """Median wall time of ``neurosym query`` asking one input's concept (a one-row answer)."""
-    query = "SELECT ?e WHERE { <https://w3id.org/neurosym/input/synthetic/test/0> ns:hasConcept ?e }"
-    command = [sys.executable, "-m", "pipelines.cli", "--store", str(path), "query", query]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - t)
-        assert done.returncode == 0 and "(1 row)" in done.stdout, done.stderr or done.stdout
-    return statistics.median(times)
+def cli_seconds(path: Path, runs: int = 5) -> dict:
+    """Median wall times of ``neurosym query`` asking one input's concept (a one-row answer), of
+    ``neurosym query 'ASK {}'`` and of ``neurosym --version``, and whether the query imported SQLAlchemy or
+    rdflib (it should not: the store's view is current, so ``kg/fresh_view.py`` answers it)."""
+    one_row = "SELECT ?e WHERE { <https://w3id.org/neurosym/input/synthetic/test/0> ns:hasConcept ?e }"
+    cli = [sys.executable, "-m", "pipelines.cli"]
+    # Bytecode as an installed package has it: the first run writes it, even where the caller's
+    # environment asks Python not to (that would time the compiler, 40 ms, instead of the command).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(ROOT)}
+    commands = {
+        "cli_one_row_seconds": ([*cli, "--store", str(path), "query", one_row], "(1 row)"),
+        "cli_ask_seconds": ([*cli, "--store", str(path), "query", "ASK {}"], "true"),
+        "cli_version_seconds": ([*cli, "--version"], "version"),
+    }
+    out: dict = {}
+    for key, (command, expected) in commands.items():
+        times = []
+        for _ in range(runs + 1):  # the first run writes the bytecode and is not counted
+            t = time.perf_counter()
+            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+            times.append(time.perf_counter() - t)
+            assert done.returncode == 0 and expected in done.stdout, done.stderr or done.stdout
+        out[key] = statistics.median(times[1:])
+    traced = subprocess.run([sys.executable, "-X", "importtime", *commands["cli_one_row_seconds"][0][1:]],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    imported = {line.split("|")[-1].strip() for line in traced.stderr.splitlines() if line.startswith("import time:")}
+    out["cli_query_imports"] = sorted(imported & {"sqlalchemy", "rdflib", "torch"})
+    return out
 
 
 def main() -> None:
@@ -188,7 +206,7 @@ def main() -> None:
     del graph
     small.close()
     out["answers_equal_rdflib"] = True
-    out["cli_one_row_seconds"] = cli_seconds(workdir / "small.sqlite")
+    out.update(cli_seconds(workdir / "small.sqlite"))
     out["peak_rss_mb"] = peak_rss_mb()
     out["load_average_after"] = os.getloadavg()
     emit(out, args.json, sort_keys=True)

@@ -8,7 +8,6 @@ so that commands do not rebuild it from SQL each time.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -17,17 +16,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from kg.errors import KGError
-
-class StoreLocation(str):
-    """A store path or URL that also carries where its RDF view lives (the CLI's ``--view-dir``)."""
-
-    view_dir: Path | None = None
-
-    def __new__(cls, target: str, view_dir: str | Path | None = None) -> StoreLocation:
-        location = super().__new__(cls, target)
-        location.view_dir = Path(view_dir) if view_dir else None
-        return location
-
+from kg.store_location import StoreLocation, default_view_dir, sqlite_path  # noqa: F401 - re-exported: where stores live
 
 #: Backend name -> the pip extra that installs its driver.
 DRIVER_EXTRAS = {"postgresql": "postgres"}
@@ -36,8 +25,9 @@ DRIVER_EXTRAS = {"postgresql": "postgres"}
 def store_url(target: str | Path) -> tuple[URL, Path | None]:
     """(SQLAlchemy URL, SQLite file or None) for a path or URL; ``postgresql://`` is given psycopg 3."""
     text = str(target)
-    if "://" not in text:
-        return make_url(f"sqlite:///{Path(text).expanduser().resolve()}"), Path(text).expanduser().resolve()
+    sqlite_file = sqlite_path(text)
+    if sqlite_file is not None:
+        return make_url(f"sqlite:///{sqlite_file}"), sqlite_file
     try:
         url = make_url(text)
     except ArgumentError as exc:
@@ -70,14 +60,6 @@ def connect(url: URL, sqlite_file: Path | None) -> Engine:
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
-
-
-def default_view_dir(sqlite_file: Path | None, store_id: str) -> Path:
-    """Beside a SQLite file (``x.sqlite`` -> ``x.oxigraph``); in the user's cache for a server store."""
-    if sqlite_file is not None:
-        return sqlite_file.with_suffix(".oxigraph")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "neurosym" / "views" / store_id
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -19,14 +19,16 @@ reaches no host. The worker exits when its parent does.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
+
+if TYPE_CHECKING:  # imported where used: ``kg.fresh_view`` runs ``evaluate`` in-process and needs neither
+    from multiprocessing.connection import Connection
 
 STACK_BYTES = 256 << 20
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
@@ -34,6 +36,8 @@ CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 
 def isolate_network() -> bool:
     """Enter a fresh network namespace (no interface up, no route anywhere); False where not allowed."""
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
@@ -51,6 +55,40 @@ def encode(term):
     if type(term) is ox.BlankNode:
         return ("b", term.value)
     raise ValueError(f"unsupported result term {term!r} (RDF-star triples are not supported)")
+
+
+def evaluate(store: ox.Store, text: str, options: dict, max_rows: int | None) -> tuple:
+    """Run one query on ``store``: ``("ok", kind, payload)`` or ``("error", reason, message)`` (see above).
+    ``options`` are pyoxigraph's, graph IRIs as strings. Also used in-process by ``kg.fresh_view``."""
+    options = dict(options)
+    for key in ("default_graph", "named_graphs"):
+        if key in options:
+            options[key] = [ox.NamedNode(g) for g in options[key]]
+    try:
+        answer = store.query(text, **options)
+    except SyntaxError as exc:
+        return ("error", "syntax", str(exc))
+    try:
+        if isinstance(answer, ox.QueryBoolean):
+            return ("ok", "ask", bool(answer))
+        limit = float("inf") if max_rows is None else max_rows
+        if isinstance(answer, ox.QueryTriples):
+            triples = []
+            for t in answer:
+                if len(triples) >= limit:
+                    return ("error", "rows", "triples")
+                triples.append((encode(t.subject), encode(t.predicate), encode(t.object)))
+            return ("ok", "graph", triples)
+        names = [v.value for v in answer.variables]
+        width = range(len(names))
+        rows = []
+        for solution in answer:
+            if len(rows) >= limit:
+                return ("error", "rows", "rows")
+            rows.append(tuple(encode(solution[i]) for i in width))
+        return ("ok", "select", (names, rows))
+    except (OSError, RuntimeError, ValueError) as exc:  # e.g. an allowed SERVICE that failed
+        return ("error", "eval", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 class Worker:
@@ -73,35 +111,7 @@ class Worker:
         self.open(path)
         if self.store is None:
             return ("error", "eval", self.open_error)
-        options = dict(options)
-        for key in ("default_graph", "named_graphs"):
-            if key in options:
-                options[key] = [ox.NamedNode(g) for g in options[key]]
-        try:
-            answer = self.store.query(text, **options)
-        except SyntaxError as exc:
-            return ("error", "syntax", str(exc))
-        try:
-            if isinstance(answer, ox.QueryBoolean):
-                return ("ok", "ask", bool(answer))
-            limit = float("inf") if max_rows is None else max_rows
-            if isinstance(answer, ox.QueryTriples):
-                triples = []
-                for t in answer:
-                    if len(triples) >= limit:
-                        return ("error", "rows", "triples")
-                    triples.append((encode(t.subject), encode(t.predicate), encode(t.object)))
-                return ("ok", "graph", triples)
-            names = [v.value for v in answer.variables]
-            width = range(len(names))
-            rows = []
-            for solution in answer:
-                if len(rows) >= limit:
-                    return ("error", "rows", "rows")
-                rows.append(tuple(encode(solution[i]) for i in width))
-            return ("ok", "select", (names, rows))
-        except (OSError, RuntimeError, ValueError) as exc:  # e.g. an allowed SERVICE that failed
-            return ("error", "eval", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return evaluate(self.store, text, options, max_rows)
 
     def serve(self) -> None:
         while True:
@@ -116,6 +126,8 @@ class Worker:
 
 
 def main() -> None:
+    from multiprocessing.connection import Connection
+
     read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
     if "--network" not in sys.argv:
         isolate_network()

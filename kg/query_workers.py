@@ -30,17 +30,11 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from kg.errors import KGError
+from kg.query_guard import QueryCrashError, QueryTimeoutError
+from kg.query_guard import timeout_message as _timeout_message
 
 #: The directory that holds the ``kg`` package: the workers' working directory (so ``-m`` finds it).
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
-
-
-class QueryTimeoutError(KGError):
-    """A query ran past its time limit; its worker was stopped."""
-
-
-class QueryCrashError(KGError):
-    """The query engine died on a query (its worker was replaced)."""
 
 
 class _Worker:
@@ -170,11 +164,6 @@ class WorkerPool:
             self._ready.notify_all()
         for worker in idle:  # busy workers are killed by the thread that waits on them
             worker.kill()
-
-
-def _timeout_message(timeout_s: float | None) -> str:
-    return (f"query exceeded the time limit of {timeout_s:g} s and was stopped; narrow it (LIMIT, more "
-            "specific patterns) or allow more time (--timeout)")
 
 
 class ViewSnapshots:

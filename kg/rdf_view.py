@@ -182,12 +182,30 @@ class RdfView:
     def stale_graphs(self, store_id: str, versions: dict[str, int]) -> tuple[list[str], list[str]]:
         """(graphs to (re)load, graphs to drop) so that the view matches ``versions``."""
         self.store  # noqa: B018 - opening reads the state file
+        return self._stale_in_state(store_id, versions)
+
+    def _stale_in_state(self, store_id: str, versions: dict[str, int]) -> tuple[list[str], list[str]]:
         if self._state.get("store_id") != store_id:
             return sorted(versions), []
         held = self._state["graphs"]
         reload = sorted(g for g, v in versions.items() if held.get(g) != v)
         drop = sorted(g for g in held if g not in versions)
         return reload, drop
+
+    def hold_if_current(self, store_id: str, versions: dict[str, int]) -> Path | None:
+        """The Oxigraph directory of an on-disk view that reflects exactly ``versions`` of store
+        ``store_id``, with the writer lock taken so that it stays so until ``close``; None (and no lock)
+        where there is no such view yet, another process holds the lock, or the view is behind SQL.
+        Opens no store: the caller reads the files read-only in a process of its own (``kg.fresh_view``)."""
+        if self.path is None or self._store is not None or not (self.path / "current" / "store" / "CURRENT").exists():
+            return None
+        if not self._take_lock():
+            return None
+        self._state = self._read_state(self.path / "current")
+        if self._stale_in_state(store_id, versions) != ([], []):
+            self.close()
+            return None
+        return self.store_path
 
     def _refuse_if_read_only(self) -> None:
         if self.read_only:

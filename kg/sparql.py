@@ -20,14 +20,13 @@ from rdflib.term import Node
 from sqlalchemy import Engine
 
 from kg import result_formats, sparql_sql
-from kg.errors import KGError, ReadOnlyQueryError, SparqlSyntaxError
-from kg.query_guard import QueryEvaluationError, QueryLimits, ResultTooLargeError, check_query
+from kg.errors import KGError, ReadOnlyQueryError
+from kg.plain_results import RESULT_FORMATS
+from kg.query_guard import QueryLimits, check_query, engine_error
 from kg.query_workers import QueryRunner, runner_for
 from kg.vocab import PREFIXES
 
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
-#: The formats of ``SparqlResult.serialize`` (``neurosym query --format``).
-RESULT_FORMATS = ("table", "json", "csv", "tsv", "turtle", "nt")
 
 
 def to_rdflib(term) -> Node | None:
@@ -177,11 +176,7 @@ def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict 
     options = {"prefixes": PREFIXES, **(options or {"use_default_graph_as_union": True})}
     status, kind, payload = runner.run(text, options, limits.max_rows, limits.timeout_s, prepare)
     if status == "error":
-        if kind == "syntax":
-            raise SparqlSyntaxError(f"SPARQL syntax {payload}".replace("error at ", "error at line:column "))
-        if kind == "rows":
-            raise ResultTooLargeError(f"result has more than {limits.max_rows} {payload}; add a LIMIT or narrow the query")
-        raise QueryEvaluationError(f"SPARQL evaluation failed: {payload}")
+        raise engine_error(kind, payload, limits.max_rows)
     if kind == "ask":
         return SparqlResult(kind="ask", askanswer=payload)
     if kind == "graph":

@@ -28,14 +28,13 @@ from sqlalchemy import Engine, bindparam, text
 
 from kg import vocab
 from kg.answers import subclasses
-from kg.query_guard import ResultTooLargeError
-from kg.query_workers import QueryTimeoutError, _timeout_message
-from kg.sparql_subset import RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, parse
+from kg.query_guard import QueryTimeoutError, ResultTooLargeError, timeout_message
+from kg.sparql_subset import (
+    ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, parse, sql_predicates,
+)
 from kg.sql_terms import fold_counts, order_key, to_terms
 
 _NS = str(vocab.NS)
-INPUT, ENTITY, CONFIDENCE, SLOT, HAS_CONCEPT = (_NS + p for p in ("input", "entity", "confidence", "slot", "hasConcept"))
-ASSIGNMENT_PREDICATES = {INPUT: "input", ENTITY: "entity", CONFIDENCE: "confidence", SLOT: "slot"}
 #: Types the view gives nodes it derives from the run tables; a class query reaching them falls back.
 DERIVED_TYPES = frozenset({
     _NS + "Run", _NS + "Alignment", "http://www.w3.org/ns/prov#Activity",
@@ -314,13 +313,10 @@ def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int |
         q = parse(query, prefixes)
     except (Unsupported, IndexError):
         return None
-    if _names_an_input(q):
-        return None  # Oxigraph answers from one index seek; SQL would cost more round trips than that
-    used = {p for _, p, _ in q.patterns}
+    mapped = sql_predicates(q)
+    if not mapped:
+        return None
     with engine.connect() as conn:
-        mapped = sorted(used & (set(ASSIGNMENT_PREDICATES) | {HAS_CONCEPT}))
-        if not mapped:
-            return None
         shadowed = conn.execute(text("SELECT 1 FROM triple WHERE p IN :p LIMIT 1").bindparams(_expanding("p")), {"p": mapped}).first()
         if shadowed is not None:
             return None  # a loaded graph uses the same predicates: only the view sees everything
@@ -346,15 +342,6 @@ def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int |
     return SparqlResult(kind="select", vars=names, rows=rows)
 
 
-def _names_an_input(q: Query) -> bool:
-    """Whether a pattern names an input (``<input> ns:hasConcept ?e``, ``?a ns:input <input>``): a lookup."""
-    for s, p, o in q.patterns:
-        subject, obj = (q.values.get(t[1], t) if t[0] == "var" else t for t in (s, o))
-        if (p == HAS_CONCEPT and subject[0] == "iri") or (p == INPUT and obj[0] == "iri"):
-            return True
-    return False
-
-
 def _fetch(conn, body: str, params: dict, max_rows: int | None, timeout_s: float | None) -> list[tuple]:
     raw = conn.connection.dbapi_connection
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -368,7 +355,7 @@ def _fetch(conn, body: str, params: dict, max_rows: int | None, timeout_s: float
         rows = result.fetchmany(max_rows + 1) if max_rows is not None else result.fetchall()
     except Exception as exc:  # the SQLite progress handler and PostgreSQL's timeout both end in an error
         if deadline is not None and time.monotonic() > deadline:
-            raise QueryTimeoutError(_timeout_message(timeout_s)) from None
+            raise QueryTimeoutError(timeout_message(timeout_s)) from None
         raise
     finally:
         if deadline is not None and sqlite:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kg.prefixes import PREFIXES
 from kg.query_guard import _LEX
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
@@ -20,6 +21,10 @@ XSD = "http://www.w3.org/2001/XMLSchema#"
 #: The predicate a ``rdf:type/rdfs:subClassOf*`` path is parsed into.
 TYPE_CLOSURE = "type-closure"
 _COMPARISONS = {"=", "!=", "<", ">", "<=", ">="}
+_NS = PREFIXES["ns"]
+INPUT, ENTITY, CONFIDENCE, SLOT, HAS_CONCEPT = (_NS + p for p in ("input", "entity", "confidence", "slot", "hasConcept"))
+#: The predicates of assignment nodes, by the ``assignment`` column they come from.
+ASSIGNMENT_PREDICATES = {INPUT: "input", ENTITY: "entity", CONFIDENCE: "confidence", SLOT: "slot"}
 
 
 class Unsupported(Exception):
@@ -244,3 +249,24 @@ def _parse_predicate(tokens: _Tokens) -> str:
     if first != RDF_TYPE or second != SUBCLASS or tokens.take()[1] != "*":
         raise Unsupported("property path")
     return TYPE_CLOSURE
+
+
+def sql_predicates(q: Query) -> list[str]:
+    """The predicates of ``q`` that ``kg.sparql_sql`` maps to SQL tables, or none where SQL would not
+    pay: a query without them, or one that names an input (``<input> ns:hasConcept ?e``,
+    ``?a ns:input <input>``), which Oxigraph answers from one index seek."""
+    for s, p, o in q.patterns:
+        subject, obj = (q.values.get(t[1], t) if t[0] == "var" else t for t in (s, o))
+        if (p == HAS_CONCEPT and subject[0] == "iri") or (p == INPUT and obj[0] == "iri"):
+            return []
+    used = {p for _, p, _ in q.patterns}
+    return sorted(used & (set(ASSIGNMENT_PREDICATES) | {HAS_CONCEPT}))
+
+
+def may_answer_in_sql(query: str, prefixes: dict[str, str]) -> bool:
+    """Whether ``kg.sparql_sql`` may answer ``query`` (it still declines queries it cannot translate,
+    or whose predicates a loaded graph also uses): ``neurosym query`` leaves those to the full store."""
+    try:
+        return bool(sql_predicates(parse(query, prefixes)))
+    except (Unsupported, IndexError):
+        return False

@@ -30,19 +30,9 @@ INPUTS_GRAPH = GRAPH_BASE + "inputs"
 #: Alignments at or above this confidence are ``skos:exactMatch``, below it ``skos:closeMatch``.
 EXACT_MATCH_THRESHOLD = 0.5
 
-PREFIXES: dict[str, str] = {
-    "ns": str(NS),
-    "arith": str(ARITH),
-    "run": RUN_BASE,
-    "input": INPUT_BASE,
-    "graph": GRAPH_BASE,
-    "rdf": str(RDF),
-    "rdfs": str(RDFS),
-    "owl": str(OWL),
-    "xsd": str(XSD),
-    "skos": str(SKOS),
-    "prov": str(PROV),
-}
+# The prefixes every query may use, as plain strings (rdflib-free, for the CLI's fast start);
+# tests/kg/test_fresh_view.py checks they equal the namespaces above.
+from kg.prefixes import PREFIXES  # noqa: E402, F401
 
 
 def sparql_prologue() -> str:

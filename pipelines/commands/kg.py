@@ -170,11 +170,26 @@ def _parse_binding(text: str):
         raise click.BadParameter(f"{text!r}: {value!r} is not an RDF term in N3 syntax ({exc})", param_hint="--bind") from None
 
 
+def _answer_from_fresh_view(store, text: str, limits, fmt: str) -> bool:
+    """Print the answer of a SQLite store's current RDF view without opening the store (``kg.fresh_view``:
+    no SQLAlchemy, rdflib or worker process, a fraction of the start-up time); False where the full
+    path must answer."""
+    from kg import fresh_view, plain_results
+
+    if fmt not in plain_results.PLAIN_FORMATS:
+        return False  # graph formats (and their errors) are rdflib's
+    answered = fresh_view.answer(store, text, limits, getattr(store, "view_dir", None))
+    if answered is None:
+        return False
+    click.echo(plain_results.serialize(*answered, fmt), nl=False)
+    return True
+
+
 @click.command("query")
 @click.argument("sparql", required=False)
 @click.option("-f", "--file", "query_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the query from this file.")
-@click.option("--format", "fmt", default="table", show_default=True, type=ChoiceFrom("kg.sparql", "RESULT_FORMATS"),
+@click.option("--format", "fmt", default="table", show_default=True, type=ChoiceFrom("kg.plain_results", "RESULT_FORMATS"),
               help="table, SPARQL 1.1 results json/csv/tsv; turtle or nt for CONSTRUCT/DESCRIBE.")
 @click.option("--bind", "binds", multiple=True, metavar="NAME=VALUE",
               help="Bind ?NAME to an RDF term in N3 syntax (arith:n7, 0.9, '\"x\"@en'); repeatable.")
@@ -187,17 +202,23 @@ def query(sparql: str | None, query_file: Path | None, fmt: str, binds: tuple[st
     """Run a read-only SPARQL query (SELECT, ASK, CONSTRUCT, DESCRIBE) over the store's RDF view.
 
     All project prefixes (ns:, arith:, run:, input:, rdf:, rdfs:, skos:, prov:, xsd:, owl:) are predeclared.
-    Works beside a running 'neurosym serve' on the same store while its view is current.
+    Works beside a running 'neurosym serve' on the same store while its view is current. On a SQLite
+    store whose view is current, the view answers without the store being opened (see docs/store.md).
     """
     from kg.query_guard import QueryLimits
-    from kg.store import Store
 
     if (sparql is None) == (query_file is None):
         raise click.UsageError("give the query either as an argument or with -f FILE")
     text = sparql if sparql is not None else query_file.read_text(encoding="utf-8")
+    limits = QueryLimits(timeout_s=timeout_s, allow_service=allow_service)
+    if not binds and _answer_from_fresh_view(store, text, limits, fmt):  # bindings are parsed by rdflib
+        return
+
+    from kg.store import Store
+
     bindings = dict(_parse_binding(b) for b in binds)
     with Store.open(store, shared_view=True) as st:
-        result = st.sparql(text, bindings, QueryLimits(timeout_s=timeout_s, allow_service=allow_service))
+        result = st.sparql(text, bindings, limits)
     if fmt == "table" and result.kind == "graph":
         fmt = "turtle"
     click.echo(result.serialize(fmt), nl=False)
