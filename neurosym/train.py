@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from neurosym.config import dump_toml, to_dict
 from neurosym.errors import ConfigError, MemoryLimitError, NonFiniteError
+from neurosym.regrounding import reorder_rows
 from neurosym.version import code_version
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -45,6 +46,14 @@ class TrainConfig:
     bf16: bool = True
     compile: bool = False
     eval_every: int = 1
+    # Points (in epochs, e.g. 0.25 = a quarter into the first) where a query-labelled task renames the
+    # codes to the order that best explains its labels (neurosym.regrounding); [] = never.
+    reground_at: list[float] = field(default_factory=list)
+    # Best of several starts: probe_starts initialisations each train probe_epochs (a fraction of the
+    # first epoch, on the same batches); the one with the lowest training loss over the probe's second
+    # half goes on. 1 = the one start the seed gives.
+    probe_starts: int = 1
+    probe_epochs: float = 0.25
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -53,6 +62,13 @@ class TrainConfig:
             raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.probe_starts < 1:
+            raise ConfigError(f"train.probe_starts must be >= 1, got {self.probe_starts}")
+        if self.probe_starts > 1 and not 0 < self.probe_epochs <= 1:
+            raise ConfigError(f"train.probe_epochs must be in (0, 1] (a part of the first epoch), got {self.probe_epochs}")
+        for point in self.reground_at:
+            if not 0 < point <= self.epochs:
+                raise ConfigError(f"train.reground_at: {point} is not within the run's epochs (0, {self.epochs}]")
 
 
 class Task(Protocol):
@@ -237,12 +253,14 @@ def fit(
     resume: bool = True,
     progress: bool = True,
     stop_after_epoch: int | None = None,
+    restart: Callable[[], nn.Module] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``task``; write checkpoint, ``metrics.csv`` and ``config.toml`` to ``run_dir``.
 
     ``run_config`` (a dataclass or dict) is the whole experiment's config saved beside the results.
     With ``resume``, an existing checkpoint in ``run_dir`` is continued. ``stop_after_epoch`` ends
-    the process early as a kill would (used to test exact resume).
+    the process early as a kill would (used to test exact resume). ``restart`` builds a fresh model
+    like ``model`` (needed by ``config.probe_starts > 1``); the chosen start's weights end in ``model``.
     """
     from tqdm.auto import tqdm
 
@@ -263,6 +281,10 @@ def fit(
     optimizer = _make_optimizer(model, config, device)
     steps_per_epoch = task.steps_per_epoch(config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    reground_steps = {max(1, round(point * steps_per_epoch)) for point in config.reground_at}
+    if reground_steps and not hasattr(task, "reground"):
+        raise ConfigError("train.reground_at needs a task labelled through a query (task.knowledge with groups); "
+                          f"{type(task).__name__} has no code order to re-ground")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total_steps, config))
     history: list[dict[str, float]] = []
     start_epoch, elapsed = 0, 0.0
@@ -285,6 +307,26 @@ def fit(
     bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not (progress and lead),
                unit="step", leave=False)
     shard = {"rank": rank, "world": world} if world > 1 else {}
+    probe_steps, probe_row, probe_reorders = 0, {}, 0
+    if config.probe_starts > 1 and start_epoch == 0:
+        if restart is None:
+            raise ConfigError("train.probe_starts > 1 needs a way to build the model again (fit's restart argument)")
+        started = time.perf_counter()
+        winner, winner_optimizer, winner_scheduler, probe_steps, losses = _best_start(
+            model, restart, task, config, device, steps_per_epoch, total_steps, autocast, world, shard)
+        if winner is not model:  # the caller holds ``model``: the winner's state moves into it
+            model.load_state_dict(winner.state_dict())
+            optimizer = _make_optimizer(model, config, device)
+            optimizer.load_state_dict(winner_optimizer.state_dict())
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total_steps, config))
+            scheduler.load_state_dict(winner_scheduler.state_dict())
+        else:
+            optimizer, scheduler = winner_optimizer, winner_scheduler
+        if any(step <= probe_steps for step in reground_steps):
+            probe_reorders = _reground(model, task, optimizer, device)
+        elapsed += time.perf_counter() - started
+        probe_row = {"probe_start": losses.index(min(losses)), "probe_loss": min(losses)}
+        bar.update(probe_steps)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
@@ -292,34 +334,22 @@ def fit(
             layer.usage.reset()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loss_sum = torch.zeros((), device=device)
+        skip = probe_steps if epoch == 0 else 0  # the chosen start already took these batches
+        reorders = probe_reorders if epoch == 0 else 0
         for index, batch in enumerate(task.batches(epoch, generator, config.batch_size, **shard)):
+            if index < skip:
+                continue
             if device.type == "cuda":
                 batch = _pinned(batch)  # page-locked, so the task's non_blocking copies overlap
             step = epoch * steps_per_epoch + index
             if hasattr(model, "set_step"):
                 model.set_step(step)
-            try:
-                with autocast:
-                    loss = task.loss(step_model, batch, device)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-            except NonFiniteError as exc:  # a layer saw NaN/inf: say where in training it happened
-                raise NonFiniteError(f"{exc} (epoch {epoch + 1}, batch {index + 1})") from None
-            except torch.OutOfMemoryError as exc:
-                raise _memory_error(exc, batch, config, device) from None
-            except RuntimeError as exc:  # the CPU allocator's failure is a plain RuntimeError
-                if "can't allocate memory" not in str(exc):
-                    raise
-                raise _memory_error(exc, batch, config, device) from None
-            if world > 1:
-                _average_gradients(model, world)
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach().float()
+            loss_sum += _train_step(model, step_model, task, batch, optimizer, scheduler, config, device, autocast,
+                                    world, f"epoch {epoch + 1}, batch {index + 1}")
             bar.update(1)
-        train_loss = float(loss_sum) / steps_per_epoch
+            if step + 1 in reground_steps:
+                reorders += _reground(model, task, optimizer, device)
+        train_loss = float(loss_sum) / max(1, steps_per_epoch - skip)
         if not math.isfinite(train_loss):
             raise NonFiniteError(f"training loss became {train_loss} in epoch {epoch + 1}; lower train.lr or check the inputs")
         elapsed += time.perf_counter() - started
@@ -328,6 +358,10 @@ def fit(
         for layer in _concept_layers(model):
             for key, value in layer.statistics().items():  # usage counts this epoch's training batches
                 row[key if key == "temperature" else f"train_{key}"] = value
+        if reground_steps:
+            row["code_reorders"] = reorders
+        if epoch == 0:
+            row.update(probe_row)
         if lead and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
             model.eval()
             with torch.no_grad(), autocast:
@@ -359,6 +393,89 @@ def _pinned(batch: Any) -> Any:
     if isinstance(batch, (tuple, list)):
         return type(batch)(_pinned(item) for item in batch)
     return batch
+
+
+def _train_step(model: nn.Module, step_model: nn.Module, task: Task, batch: Any, optimizer: torch.optim.Optimizer,
+                scheduler, config: TrainConfig, device: torch.device, autocast, world: int, where: str) -> Tensor:
+    """One optimizer step on ``batch``; returns the loss (detached). ``where`` names the batch in errors."""
+    try:
+        with autocast:
+            loss = task.loss(step_model, batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+    except NonFiniteError as exc:  # a layer saw NaN/inf: say where in training it happened
+        raise NonFiniteError(f"{exc} ({where})") from None
+    except torch.OutOfMemoryError as exc:
+        raise _memory_error(exc, batch, config, device) from None
+    except RuntimeError as exc:  # the CPU allocator's failure is a plain RuntimeError
+        if "can't allocate memory" not in str(exc):
+            raise
+        raise _memory_error(exc, batch, config, device) from None
+    if world > 1:
+        _average_gradients(model, world)
+    if config.grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.detach().float()
+
+
+PROBE_SEED_STRIDE = 7_919  # start i > 0 is initialised under seed + i * this
+
+
+def _best_start(model: nn.Module, restart, task: Task, config: TrainConfig, device: torch.device, steps_per_epoch: int,
+                total_steps: int, autocast, world: int, shard: dict) -> tuple[nn.Module, Any, Any, int, list[float]]:
+    """Train ``config.probe_starts`` initialisations (``model``, then ``restart()`` under other seeds)
+    for the probe's steps on epoch 0's batches; returns the one with the lowest mean training loss over
+    the probe's second half, with its optimizer and scheduler, the probe's step count and every start's loss.
+
+    A start's fate is often settled early: a run on a constraint can fall into a near-symmetry of the
+    task (clusters named by an off-by-one or a shift) that it never leaves, and by a quarter epoch such a
+    start already explains the labels far worse than one on its way to the right names.
+    """
+    probe_steps = min(steps_per_epoch, max(2, round(config.probe_epochs * steps_per_epoch)))
+    best, losses = None, []
+    for start in range(config.probe_starts):
+        candidate = model
+        if start:
+            seed_everything(config.seed + PROBE_SEED_STRIDE * start)
+            candidate = restart().to(device)
+            if world > 1:
+                _broadcast_state(candidate)
+        optimizer = _make_optimizer(candidate, config, device)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total_steps, config))
+        step_model = torch.compile(candidate) if config.compile else candidate
+        candidate.train()
+        generator = torch.Generator().manual_seed(config.seed * 100_003)  # epoch 0's, as the main loop draws it
+        run = []
+        for index, batch in zip(range(probe_steps), task.batches(0, generator, config.batch_size, **shard)):
+            if device.type == "cuda":
+                batch = _pinned(batch)
+            if hasattr(candidate, "set_step"):
+                candidate.set_step(index)
+            loss = _train_step(candidate, step_model, task, batch, optimizer, scheduler, config, device, autocast, world,
+                               f"start {start + 1}, batch {index + 1}")
+            run.append(loss)
+        value = torch.stack(run[len(run) // 2:]).mean()
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(value)
+            value /= world
+        losses.append(float(value))
+        if best is None or losses[-1] < best[0]:
+            best = (losses[-1], candidate, optimizer, scheduler)
+    return best[1], best[2], best[3], probe_steps, losses
+
+
+def _reground(model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, device: torch.device) -> int:
+    """Rename the codes to the order the task finds best (1), or leave them (0)."""
+    order = task.reground(model, device)
+    if order is None:
+        return 0
+    for layer in _concept_layers(model):
+        reorder_rows(layer.code_tensors(), order, optimizer)
+    return 1
 
 
 def _concept_layers(model: nn.Module):

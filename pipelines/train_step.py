@@ -176,7 +176,8 @@ def train(config: ExperimentConfig, base: Path | None, store: Store | None, run_
         task, extra["consistency"] = regularize(task, prepared.relation, prepared.kg_graph, config.consistency)
     seed_everything(config.train.seed)
     model = build_model(config, prepared)
-    result: TrainResult = fit(model, task, config.train, run_dir, run_config=config, resume=resume, progress=progress)
+    result: TrainResult = fit(model, task, config.train, run_dir, run_config=config, resume=resume, progress=progress,
+                              restart=lambda: build_model(config, prepared))
     lead = distributed_context()[0] == 0  # under torchrun only rank 0 writes the run's files
     outcome = RunResult(
         run_dir=result.run_dir, config=config, metrics=result.metrics, symbols=prepared.symbols,

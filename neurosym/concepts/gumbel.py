@@ -103,6 +103,9 @@ class GumbelConcepts(ConceptLayer):
         """``embedding`` ``[K, E]`` (fed forward) or ``readout`` ``[K, D]`` (the logit weights that pick a code)."""
         return self.to_logits.weight if which == "readout" else self.embedding
 
+    def code_tensors(self) -> list[Tensor]:
+        return [self.to_logits.weight, self.to_logits.bias, self.embedding, self.usage.counts]
+
     def forward(self, x: Tensor) -> ConceptOutput:
         check_shape("GumbelConcepts input", x, "[B, S, D]", 3, d2=self.to_logits.in_features)
         logits = self.to_logits(x).float()  # (B, S, K)

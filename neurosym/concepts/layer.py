@@ -46,6 +46,11 @@ class ConceptLayer(nn.Module):
         """Code ids ``[B, S]`` -> the vectors later layers read for them ``[B, S, E]``."""
         return self.code_vectors("embedding")[codes]
 
+    def code_tensors(self) -> list[Tensor]:
+        """The tensors whose row k belongs to code k (``[K, ...]``), which re-grounding reorders
+        (``neurosym.regrounding``); a layer that cannot rename its codes raises ConfigError."""
+        raise ConfigError(f"{type(self).__name__} cannot reorder its codes (re-grounding, train.reground_at)")
+
     def set_step(self, step: int) -> None:
         """Move step-dependent state (e.g. a temperature) to optimizer step ``step``; none by default."""
 

@@ -113,6 +113,9 @@ class VectorQuantizer(ConceptLayer):
         """The codebook ``[K, E]`` as stored (selection and read-out use the same vectors)."""
         return self.codebook
 
+    def code_tensors(self) -> list[Tensor]:
+        return [self.codebook, self.ema_count, self.usage.counts] + ([self.ema_sum] if self.ema else [])
+
     def embed_codes(self, codes: Tensor) -> Tensor:
         """Code ids ``[B, S]`` -> ``[B, S, D]``, as ``forward`` feeds them on (normalised, projected out)."""
         book = F.normalize(self.codebook, dim=-1) if self.cosine else self.codebook

@@ -14,29 +14,6 @@ from neurosym.errors import ConfigError, NonFiniteError, ShapeError
 from neurosym.query_constraint import Factor, QueryConstraint
 
 
-def relation_table(tuples: list[tuple[int, ...]], sizes: tuple[int, ...]) -> torch.Tensor:
-    table = torch.zeros(sizes, dtype=torch.bool)
-    for row in tuples:
-        table[row] = True
-    return table
-
-
-def full_adder() -> torch.Tensor:
-    rows = [(a, b, c, (a + b + c) % 10, (a + b + c) // 10) for a in range(10) for b in range(10) for c in range(2)]
-    return relation_table(rows, (10, 10, 2, 10, 2))
-
-
-def chain(n: int) -> QueryConstraint:
-    """N full adders through latent carries; c0 fixed to 0 by slicing its axis; label = sum digits."""
-    adder = full_adder()
-    factors = [Factor(f"fa{i}", (f"a{i}", f"b{i}", f"c{i}", f"s{i}", f"c{i + 1}"), adder[:, :, :1] if i == 0 else adder)
-               for i in range(n)]
-    domains = {f"{v}{i}": size for i in range(n) for v, size in (("a", 10), ("b", 10), ("s", 10), ("c", 2))}
-    domains |= {"c0": 1, f"c{n}": 2}
-    inputs = [f"a{i}" for i in reversed(range(n))] + [f"b{i}" for i in reversed(range(n))]
-    return QueryConstraint(factors, domains, inputs, [f"c{n}"] + [f"s{i}" for i in reversed(range(n))])
-
-
 def digits_of_sum(digits: list[int], n: int) -> list[int]:
     total = int("".join(map(str, digits[:n]))) + int("".join(map(str, digits[n:])))
     return [int(c) for c in f"{total:0{n + 1}d}"]
@@ -47,7 +24,9 @@ def test_one_factor_query_equals_tuple_constraint_in_loss_and_gradient(relation)
     combine = (lambda a, b: a + b) if relation == "addition" else max
     tuples = [(a, b, combine(a, b)) for a in range(10) for b in range(10)]
     labels_count = 19 if relation == "addition" else 10
-    query = QueryConstraint([Factor("r", ("a", "b", "y"), relation_table(tuples, (10, 10, labels_count)))],
+    table = torch.zeros((10, 10, labels_count), dtype=torch.bool)
+    table[tuple(torch.tensor(tuples).T)] = True
+    query = QueryConstraint([Factor("r", ("a", "b", "y"), table)],
                             {"a": 10, "b": 10, "y": labels_count}, ["a", "b"], ["y"])
     flat = TupleConstraint(tuples, num_symbols=10)
     log_probs = torch.randn(16, 2, 10, generator=torch.Generator().manual_seed(1)).log_softmax(-1).requires_grad_()
@@ -59,8 +38,8 @@ def test_one_factor_query_equals_tuple_constraint_in_loss_and_gradient(relation)
     assert torch.allclose(grad_query, grad_flat, atol=1e-6)
 
 
-def test_carry_chain_equals_brute_force_sum_over_digit_tuples():
-    query = chain(2)
+def test_carry_chain_equals_brute_force_sum_over_digit_tuples(adder_chain):
+    query = adder_chain(2)
     log_probs = torch.randn(3, 4, 10, generator=torch.Generator().manual_seed(2)).log_softmax(-1)
     labels = torch.tensor([digits_of_sum(d, 2) for d in ([1, 7, 4, 5], [9, 9, 9, 9], [0, 3, 0, 4])])
     got = query.log_likelihood(log_probs, labels)
@@ -70,9 +49,9 @@ def test_carry_chain_equals_brute_force_sum_over_digit_tuples():
         assert got[b].item() == pytest.approx(torch.logsumexp(torch.stack(terms), 0).item(), abs=1e-4)
 
 
-def test_fifteen_digits_confidently_wrong_stays_finite_far_below_float32():
+def test_fifteen_digits_confidently_wrong_stays_finite_far_below_float32(adder_chain):
     n, generator = 15, torch.Generator().manual_seed(3)
-    query = chain(n)
+    query = adder_chain(n)
     digits = torch.randint(0, 10, (8, 2 * n), generator=generator)
     confident = torch.nn.functional.one_hot(digits, 10).float().mul(30).log_softmax(-1).requires_grad_()
     other = torch.randint(0, 10, (8, 2 * n), generator=generator)
@@ -83,9 +62,9 @@ def test_fifteen_digits_confidently_wrong_stays_finite_far_below_float32():
     assert torch.isfinite(grad).all()
 
 
-def test_impossible_paths_give_finite_gradients():
+def test_impossible_paths_give_finite_gradients(adder_chain):
     # Digit 9 + 9 cannot give a last digit of 0 without a carry in; half the paths are impossible.
-    query = chain(1)
+    query = adder_chain(1)
     log_probs = torch.full((1, 2, 10), -1e4)
     log_probs[0, :, 9] = 0.0
     log_probs[0, 0, 1] = -1.0
@@ -95,14 +74,14 @@ def test_impossible_paths_give_finite_gradients():
     assert torch.isfinite(loss) and torch.isfinite(grad).all()
 
 
-def test_unexplainable_label_is_a_clear_error():
+def test_unexplainable_label_is_a_clear_error(adder_chain):
     with pytest.raises(NonFiniteError, match="no assignment that explains it"):
-        chain(1)(torch.full((1, 2, 10), -1e31), torch.tensor([[1, 9]]))
+        adder_chain(1)(torch.full((1, 2, 10), -1e31), torch.tensor([[1, 9]]))
 
 
-def test_most_probable_explanation_is_the_sum_of_the_argmax_digits():
+def test_most_probable_explanation_is_the_sum_of_the_argmax_digits(adder_chain):
     n = 4
-    query = chain(n)
+    query = adder_chain(n)
     log_probs = torch.randn(32, 2 * n, 10, generator=torch.Generator().manual_seed(4)).log_softmax(-1)
     predicted = query.predict(log_probs)
     expected = [digits_of_sum(row, n) for row in log_probs.argmax(-1).tolist()]
@@ -112,8 +91,8 @@ def test_most_probable_explanation_is_the_sum_of_the_argmax_digits():
     assert not logspace.is_impossible(explanation.log_prob).any()
 
 
-def test_bad_shapes_and_labels_name_the_problem():
-    query = chain(2)
+def test_bad_shapes_and_labels_name_the_problem(adder_chain):
+    query = adder_chain(2)
     with pytest.raises(ShapeError, match=r"expected \[B, 4, 10\]"):
         query(torch.zeros(2, 3, 10), torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ShapeError, match="one value per label variable"):
