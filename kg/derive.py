@@ -6,12 +6,14 @@ A KG graph is its ``triple`` rows. A run's graph (named by the run IRI) holds:
 - its codebook: a ``skos:ConceptScheme``; each code a ``skos:Concept`` with ``skos:notation``, norm,
   usage and ``skos:exactMatch`` (confidence >= 0.5) or ``skos:closeMatch`` to its chosen entity;
 - each alignment as an ``ns:Alignment`` node (code, entity, confidence, method);
-- each assignment as a node per (input, slot[, rank]) with ``ns:input``, ``ns:slot``, ``ns:code``,
-  ``ns:entity`` (the code's chosen entity), ``ns:confidence`` (``xsd:double``), and ``ns:rank`` when
+- each assignment as a node per (input, slot[, rank]) with ``ns:input``, ``ns:code``, ``ns:entity``
+  (the code's chosen entity), ``ns:confidence`` (``xsd:double``), and ``ns:slot`` / ``ns:rank`` when
   not 0; plus the shortcut ``input ns:hasConcept entity`` for the top symbol (rank 0).
 
-Assignment nodes carry no ``rdf:type`` triple (their type follows from ``rdfs:domain`` of ``ns:input``):
-at a million rows every triple per row costs seconds of build time.
+Assignment nodes carry no ``rdf:type`` triple (their type follows from ``rdfs:domain`` of ``ns:input``),
+and no ``ns:slot 0``: Oxigraph indexes each quad of a named graph six ways, about 9 µs per quad on two
+cores, so at a million rows every triple per row costs about 9 s of build time (``VOCABULARY`` 2 dropped
+the slot-0 triple, a sixth of a single-slot run's view).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ _SKOS = "http://www.w3.org/2004/02/skos/core#"
 _PROV = "http://www.w3.org/ns/prov#"
 _XSD = "http://www.w3.org/2001/XMLSchema#"
 _NS = str(vocab.NS)
+
+#: Version of what the view derives from the tables; a view built under another one is rebuilt.
+#: 1: every assignment node had ``ns:slot``; 2: ``ns:slot`` only when not 0 (like ``ns:rank``).
+VOCABULARY = 2
 
 
 def graph_tail(graph: str | None) -> str:
@@ -137,10 +143,9 @@ def _assignment_lines(
             i = f"<{prefix}{quote(key, safe='-._~')}>"
             c, e = codes[code]
             a = f"{a_base}{input_id}-{slot}>" if rank == 0 else f"{a_base}{input_id}-{slot}-{rank}>"
-            line = (
-                f"{a} {p_input} {i}{tail}{a} {p_slot} \"{slot}\"{integer}{tail}{a} {p_code} {c}{tail}"
-                f"{a} {p_conf} \"{conf!r}\"{double}{tail}"
-            )
+            line = f"{a} {p_input} {i}{tail}{a} {p_code} {c}{tail}{a} {p_conf} \"{conf!r}\"{double}{tail}"
+            if slot:
+                line += f"{a} {p_slot} \"{slot}\"{integer}{tail}"
             if rank:
                 line += f"{a} {p_rank} \"{rank}\"{integer}{tail}"
             if e:

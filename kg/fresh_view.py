@@ -45,6 +45,9 @@ from kg.store_location import default_view_dir, sqlite_path
 #: The store schema version this code reads: ``kg.schema.SCHEMA_VERSION``, copied so that checking it
 #: needs no SQLAlchemy (``tests/kg/test_fresh_view.py`` asserts that the two agree).
 SCHEMA_VERSION = 2
+#: What the view's lines say: ``kg.derive.VOCABULARY``, copied likewise; a view of another one is not
+#: current (the full path rebuilds it).
+VIEW_VOCABULARY = 2
 #: Dataset options of every query from the CLI: the union of all graphs is the default graph.
 QUERY_OPTIONS = {"prefixes": PREFIXES, "use_default_graph_as_union": True}
 
@@ -63,7 +66,7 @@ def answer(target: str, text: str, limits: QueryLimits, view_dir: str | Path | N
     if check_query(text, limits, PREFIXES).form not in ("select", "ask") or may_answer_in_sql(text, PREFIXES):
         return None
     store_id, graphs = versions
-    view = RdfView(view_dir if view_dir is not None else default_view_dir(sqlite_file, store_id))
+    view = RdfView(view_dir if view_dir is not None else default_view_dir(sqlite_file, store_id), vocabulary=VIEW_VOCABULARY)
     try:
         store_dir = view.hold_if_current(store_id, graphs)
         if store_dir is None:

@@ -204,7 +204,7 @@ class ViewSnapshots:
                     self.view.store.backup(str(target))
                 else:
                     _copy_memory_store(self.view.store, target)
-                self._state = {"store_id": state.get("store_id"), "graphs": dict(state.get("graphs", {}))}
+                self._state = {**state, "graphs": dict(state.get("graphs", {}))}
                 self._current = str(target)
             self._leases[self._current] = self._leases.get(self._current, 0) + 1
             return self._current

@@ -6,9 +6,10 @@ confidence" seconds; the same questions in SQL read one covering index. The RDF 
 the SQL tables by a known mapping (``kg/derive.py``), so a query that only uses that mapping can be
 translated back. This module does so for the queries of ``kg.sparql_subset`` whose patterns are
 assignment nodes ``?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c ; ns:slot ?s`` (``ns:input``
-required, ``?a`` used nowhere else), the shortcut ``?i ns:hasConcept ?e`` and class membership
-(``?e a C``, ``?e rdf:type/rdfs:subClassOf* C``), with numeric FILTERs on confidence and slot, and
-answers ``None`` for anything else (the caller then asks Oxigraph).
+required, ``?a`` used nowhere else; ``ns:slot`` matches the slots other than 0, as the view states
+them), the shortcut ``?i ns:hasConcept ?e`` and class membership (``?e a C``,
+``?e rdf:type/rdfs:subClassOf* C``), with numeric FILTERs on confidence and slot, and answers ``None``
+for anything else (the caller then asks Oxigraph).
 
 Exactness is kept by refusing rather than guessing: the query falls back to Oxigraph when a loaded
 graph also holds triples of the mapped predicates, when a class's subclass closure reaches a type
@@ -140,6 +141,8 @@ def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
             if prop == "entity":
                 tables.insert(0 if by_code else 1, f"code c{i}")
                 sql.where.append(f"c{i}.run_id = {a}.run_id AND c{i}.idx = {a}.code AND c{i}.entity_id IS NOT NULL")
+            if prop == "slot":  # the view states a slot only when it is not 0 (kg/derive.py)
+                sql.where.append(f"{a}.slot <> 0")
             kind, expr = {"input": ("input", f"{a}.input_id"), "entity": ("entity", f"c{i}.entity_id"),
                           "confidence": ("double", f"{a}.confidence"), "slot": ("integer", f"{a}.slot")}[prop]
             _bind_term(sql, kind, expr, term)

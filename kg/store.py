@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from kg import answers, loading, symbols, vocab
-from kg.derive import graph_tail, kg_lines, run_lines
+from kg.derive import VOCABULARY, graph_tail, kg_lines, run_lines
 from kg.engine import connect, default_view_dir, store_url
 from kg.errors import KGError
 from kg.rdf_io import output_format, serialize_lines, to_ox
@@ -50,7 +50,7 @@ class Store:
         self.store_id = self._init_schema()
         if rdf_path is None and (sqlite_file is not None or engine.url.get_backend_name() != "sqlite"):
             rdf_path = default_view_dir(sqlite_file, self.store_id)
-        self.view = RdfView(rdf_path, shared=shared_view)
+        self.view = RdfView(rdf_path, shared=shared_view, vocabulary=VOCABULARY)
 
     @classmethod
     def open(

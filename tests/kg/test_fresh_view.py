@@ -4,6 +4,7 @@ same one-line errors and limits; and the plain-term writers (kg/plain_results.py
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -121,6 +122,18 @@ def test_a_stale_view_is_brought_up_to_date_first(cli, tmp_path):
     assert fresh_view.answer(str(store), ask, QueryLimits()) == ("ask", True)  # the full path synced it
 
 
+def test_a_view_of_an_older_vocabulary_is_left_to_the_full_path(tmp_path):
+    store = build_store(tmp_path / "s.sqlite")
+    state_file = store.with_suffix(".oxigraph") / "current" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["vocabulary"]  # a view written before the view's vocabulary had a version (ns:slot 0 stated)
+    state_file.write_text(json.dumps(state))
+    assert fresh_view.answer(str(store), "ASK {}", QueryLimits()) is None
+    with Store.open(store) as st:
+        st.sync_rdf()  # the full path rebuilds it
+    assert fresh_view.answer(str(store), "ASK {}", QueryLimits()) == ("ask", True)
+
+
 def test_a_view_held_by_another_process_is_left_to_the_full_path(tmp_path):
     store = build_store(tmp_path / "s.sqlite")
     with Store.open(store) as holder:
@@ -183,11 +196,13 @@ def children() -> list[int]:
 
 # -- the light copies agree with what they copy ----------------------------------------------------------
 def test_copies_agree_with_their_sources():
+    from kg.derive import VOCABULARY
     from kg.schema import SCHEMA_VERSION
     from kg.vocab import ARITH, GRAPH_BASE, INPUT_BASE, NS, RUN_BASE
     from rdflib.namespace import OWL, PROV, RDF, RDFS, SKOS, XSD
 
     assert fresh_view.SCHEMA_VERSION == SCHEMA_VERSION
+    assert fresh_view.VIEW_VOCABULARY == VOCABULARY
     assert PREFIXES == {"ns": str(NS), "arith": str(ARITH), "run": RUN_BASE, "input": INPUT_BASE, "graph": GRAPH_BASE,
                         "rdf": str(RDF), "rdfs": str(RDFS), "owl": str(OWL), "xsd": str(XSD), "skos": str(SKOS),
                         "prov": str(PROV)}

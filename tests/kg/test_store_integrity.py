@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from rdflib import URIRef
 
+from kg.derive import VOCABULARY
 from kg.errors import KGError, RDFParseError
 from kg.loading import IllTypedLiteralWarning
 from kg.rdf_view import ViewBusyError
@@ -208,6 +209,31 @@ def test_view_rebuild_switches_atomically_and_heals(run_store, store_path):
         assert again.sparql("ASK { ?i ns:hasConcept arith:n3 }").askanswer  # rebuilt from SQL on open
         assert not (store_path.with_suffix(".oxigraph") / "view-halfbuilt").exists()
         assert_consistent(again)
+
+
+def test_view_states_a_slot_only_when_it_is_not_0(kg_store):
+    run = kg_store.create_run("slots", {}, 0, "test")
+    kg_store.add_codes(run, [0], [1.0], [1.0])
+    ids = kg_store.add_inputs("d", "s", ["x"])
+    kg_store.add_assignments(run, [ids[0], ids[0]], [0, 1], [0, 0], [0.5, 0.6])
+    base = f"https://w3id.org/neurosym/run/{run}/a/{ids[0]}"
+    slots = kg_store.sparql("SELECT ?a ?s WHERE { ?a ns:input ?i OPTIONAL { ?a ns:slot ?s } }").rows
+    assert sorted((str(a), s and s.toPython()) for a, s in slots) == [(f"{base}-0", None), (f"{base}-1", 1)]
+    assert_consistent(kg_store)
+
+
+def test_view_of_an_older_vocabulary_is_rebuilt(run_store, store_path):
+    run_store.sync_rdf()
+    state_file = run_store.view.path / "current" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["vocabulary"] == VOCABULARY
+    run_store.close()
+    del state["vocabulary"]  # as a view written before the view's vocabulary had a version
+    state_file.write_text(json.dumps(state))
+    with Store.open(store_path) as again:
+        assert sorted(again.sync_rdf()) == sorted(again._versions())  # all reloaded, not trusted
+        assert json.loads((again.view.path / "current" / "state.json").read_text())["vocabulary"] == VOCABULARY
+        assert again.sync_rdf() == []
 
 
 def test_reader_beside_a_holder(run_store, store_path):
