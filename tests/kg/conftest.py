@@ -94,10 +94,8 @@ def kg_store(store):
     return store
 
 
-@pytest.fixture
-def run_store(kg_store):
-    """The arithmetic KG plus run 1: 8 inputs, one slot, codes 0..3 aligned to n2, n3, n4, n9."""
-    st = kg_store
+def add_tiny_run(st) -> int:
+    """Run 1 into ``st``: 8 inputs, one slot, codes 0..3 aligned to n2, n3, n4, n9."""
     run = st.create_run("tiny", {"lr": 0.1}, 7, "abc123", "ckpt.pt", "sha256:00")
     st.add_codes(run, np.arange(4), np.ones(4), np.full(4, 0.25))
     ids = st.add_inputs("digits", "test", [f"k{i}" for i in range(8)])
@@ -105,7 +103,20 @@ def run_store(kg_store):
                        np.array([0.95, 0.91, 0.5, 0.99, 0.2, 0.97, 0.93, 0.1]))
     st.add_alignments(run, [0, 1, 2, 3], [str(ARITH.n2), str(ARITH.n3), str(ARITH.n4), str(ARITH.n9)],
                       [0.9, 0.8, 0.7, 0.3], "hungarian")
-    return st
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run():
+    """``tiny_run(store)``: adds run 1 of ``run_store`` to any store."""
+    return add_tiny_run
+
+
+@pytest.fixture
+def run_store(kg_store):
+    """The arithmetic KG plus run 1: 8 inputs, one slot, codes 0..3 aligned to n2, n3, n4, n9."""
+    add_tiny_run(kg_store)
+    return kg_store
 
 
 class _Group(click.Group):

@@ -11,7 +11,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from rdflib import BNode, Graph, Literal, URIRef
@@ -44,8 +43,8 @@ QUERIES = {
     "ask true": "ASK { arith:n7 a arith:Prime }",
     "ask false": "ASK { arith:n4 a arith:Prime }",
     "empty ask": "ASK {}",
-    "assignments of a run": "SELECT ?i ?e ?c ?s WHERE { ?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c ; ns:slot ?s "
-                            "OPTIONAL { ?e rdfs:label ?l } } ORDER BY ?i ?s",
+    "assignments of a run": "SELECT ?i ?e ?c ?s WHERE { ?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c "
+                            "OPTIONAL { ?a ns:slot ?s } OPTIONAL { ?e rdfs:label ?l } } ORDER BY ?i ?s",
     "one input's concept": "SELECT ?e WHERE { <https://w3id.org/neurosym/input/digits/test/k3> ns:hasConcept ?e }",
     "odd terms": "SELECT ?o WHERE { <https://example.org/odd/s> ?p ?o } ORDER BY STR(?o)",
     "unbound cells": "SELECT ?n ?x WHERE { ?n a arith:Prime OPTIONAL { ?n ns:nothing ?x } } ORDER BY ?n LIMIT 2",
@@ -53,27 +52,21 @@ QUERIES = {
 FORMATS = ("table", "json", "csv", "tsv")
 
 
-def build_store(path: Path) -> Path:
-    """The arithmetic KG, the odd terms and a run of 8 inputs, with the view synced (then let go)."""
+def build_store(path: Path, add_run) -> Path:
+    """The arithmetic KG, the odd terms and ``add_run``'s run of 8 inputs, with the view synced (then let go)."""
     odd = path.parent / "odd.ttl"
     odd.write_text(ODD_TERMS)
     with Store.open(path) as st:
         st.load_rdf([ARITHMETIC])
         st.load_rdf([odd], graph="https://example.org/graph/odd")
-        run = st.create_run("tiny", {"lr": 0.1}, 7, "abc123")
-        st.add_codes(run, np.arange(4), np.ones(4), np.full(4, 0.25))
-        ids = st.add_inputs("digits", "test", [f"k{i}" for i in range(8)])
-        st.add_assignments(run, ids, np.zeros(8, dtype=int), np.array([0, 1, 2, 3, 0, 1, 2, 3]),
-                           np.array([0.95, 0.91, 0.5, 0.99, 0.2, 0.97, 0.93, 0.1]))
-        st.add_alignments(run, [0, 1, 2, 3], [str(ARITH.n2), str(ARITH.n3), str(ARITH.n4), str(ARITH.n9)],
-                          [0.9, 0.8, 0.7, 0.3], "hungarian")
+        add_run(st)
         st.sync_rdf()
     return path
 
 
 @pytest.fixture(scope="module")
-def fresh_store(tmp_path_factory) -> Path:
-    return build_store(tmp_path_factory.mktemp("fresh") / "s.sqlite")
+def fresh_store(tmp_path_factory, tiny_run) -> Path:
+    return build_store(tmp_path_factory.mktemp("fresh") / "s.sqlite", tiny_run)
 
 
 def full_path(store: Path, query: str, fmt: str) -> str:
@@ -111,8 +104,8 @@ def test_queries_for_the_full_path_are_left_to_it(cli, fresh_store, query):
         assert out.output == result.serialize("turtle" if result.kind == "graph" else "table")
 
 
-def test_a_stale_view_is_brought_up_to_date_first(cli, tmp_path):
-    store = build_store(tmp_path / "s.sqlite")
+def test_a_stale_view_is_brought_up_to_date_first(cli, tmp_path, tiny_run):
+    store = build_store(tmp_path / "s.sqlite", tiny_run)
     ask = "ASK { arith:n7 ns:lucky true }"
     assert fresh_view.answer(str(store), ask, QueryLimits()) == ("ask", False)
     with Store.open(store) as st:  # a write after the view was built; nothing syncs the view here
@@ -122,8 +115,8 @@ def test_a_stale_view_is_brought_up_to_date_first(cli, tmp_path):
     assert fresh_view.answer(str(store), ask, QueryLimits()) == ("ask", True)  # the full path synced it
 
 
-def test_a_view_of_an_older_vocabulary_is_left_to_the_full_path(tmp_path):
-    store = build_store(tmp_path / "s.sqlite")
+def test_a_view_of_an_older_vocabulary_is_left_to_the_full_path(tmp_path, tiny_run):
+    store = build_store(tmp_path / "s.sqlite", tiny_run)
     state_file = store.with_suffix(".oxigraph") / "current" / "state.json"
     state = json.loads(state_file.read_text())
     del state["vocabulary"]  # a view written before the view's vocabulary had a version (ns:slot 0 stated)
@@ -134,8 +127,8 @@ def test_a_view_of_an_older_vocabulary_is_left_to_the_full_path(tmp_path):
     assert fresh_view.answer(str(store), "ASK {}", QueryLimits()) == ("ask", True)
 
 
-def test_a_view_held_by_another_process_is_left_to_the_full_path(tmp_path):
-    store = build_store(tmp_path / "s.sqlite")
+def test_a_view_held_by_another_process_is_left_to_the_full_path(tmp_path, tiny_run):
+    store = build_store(tmp_path / "s.sqlite", tiny_run)
     with Store.open(store) as holder:
         holder.sync_rdf()  # holds the writer lock, like 'neurosym serve'
         assert fresh_view.answer(str(store), "ASK {}", QueryLimits()) is None

@@ -30,15 +30,20 @@ def heavy_modules_after(*args: str, heavy: tuple[str, ...] = HEAVY) -> list[str]
     return done.stdout.split()
 
 
-@pytest.fixture(scope="module")
-def small_store(tmp_path_factory):
-    store = tmp_path_factory.mktemp("store") / "small.sqlite"
+def arithmetic_store(folder) -> str:
+    """A SQLite store of the arithmetic KG in ``folder``, its view in sync with SQL."""
     from kg.store import Store
 
+    store = folder / "store.sqlite"
     with Store.open(store) as opened:
         opened.load_rdf([ROOT / "data" / "arithmetic.ttl"])
         opened.sync_rdf()
     return str(store)
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    return arithmetic_store(tmp_path_factory.mktemp("store"))
 
 
 @pytest.mark.parametrize("args", [
@@ -58,13 +63,7 @@ def test_symbolic_commands_import_no_torch(args, small_store):
 @pytest.fixture(scope="module")
 def current_store(tmp_path_factory):
     """A store whose view is in sync with SQL (its own: other tests here write to ``small_store``)."""
-    store = tmp_path_factory.mktemp("current") / "current.sqlite"
-    from kg.store import Store
-
-    with Store.open(store) as opened:
-        opened.load_rdf([ROOT / "data" / "arithmetic.ttl"])
-        opened.sync_rdf()
-    return str(store)
+    return arithmetic_store(tmp_path_factory.mktemp("current"))
 
 
 @pytest.mark.parametrize("args", [
