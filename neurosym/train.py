@@ -175,6 +175,11 @@ def _lr_factor(step: int, total: int, config: TrainConfig) -> float:
     return config.min_lr_fraction + (1 - config.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, config: TrainConfig):
+    """The warm-up + cosine schedule (``_lr_factor``) over ``total_steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total_steps, config))
+
+
 def _make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
@@ -285,7 +290,7 @@ def fit(
     if reground_steps and not hasattr(task, "reground"):
         raise ConfigError("train.reground_at needs a task labelled through a query (task.knowledge with groups); "
                           f"{type(task).__name__} has no code order to re-ground")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total_steps, config))
+    scheduler = _make_scheduler(optimizer, total_steps, config)
     history: list[dict[str, float]] = []
     start_epoch, elapsed = 0, 0.0
     checkpoint_path = run_dir / CHECKPOINT_NAME
@@ -316,12 +321,8 @@ def fit(
             model, restart, task, config, device, steps_per_epoch, total_steps, autocast, world, shard)
         if winner is not model:  # the caller holds ``model``: the winner's state moves into it
             model.load_state_dict(winner.state_dict())
-            optimizer = _make_optimizer(model, config, device)
-            optimizer.load_state_dict(winner_optimizer.state_dict())
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total_steps, config))
-            scheduler.load_state_dict(winner_scheduler.state_dict())
-        else:
-            optimizer, scheduler = winner_optimizer, winner_scheduler
+        optimizer.load_state_dict(winner_optimizer.state_dict())
+        scheduler.load_state_dict(winner_scheduler.state_dict())
         if any(step <= probe_steps for step in reground_steps):
             probe_reorders = _reground(model, task, optimizer, device)
         elapsed += time.perf_counter() - started
@@ -443,7 +444,7 @@ def _best_start(model: nn.Module, restart, task: Task, config: TrainConfig, devi
             if world > 1:
                 _broadcast_state(candidate)
         optimizer = _make_optimizer(candidate, config, device)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total_steps, config))
+        scheduler = _make_scheduler(optimizer, total_steps, config)
         step_model = torch.compile(candidate) if config.compile else candidate
         candidate.train()
         generator = torch.Generator().manual_seed(config.seed * 100_003)  # epoch 0's, as the main loop draws it
