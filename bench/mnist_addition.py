@@ -125,13 +125,26 @@ def run_job(job: dict) -> dict:
     config, base = experiment(max(n, 1), seed, data, job["epochs"], ips, job["device"], job["settings"])
     config.train.lr, config.train.warmup_steps = job["lr"], job["warmup"]
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "store.sqlite") as store:
+        # --keep-runs: each run's folder (config, metrics.csv with renamings and the chosen start) stays
+        folder = Path(job["keep_runs"]) / f"n{n}-seed{seed}" if job["keep_runs"] else Path(tmp) / "run"
         prepared = prepare_task(config, base, store)
         if n == 0:
-            return {"seed": seed, "digit_acc": reference_accuracy(config, prepared, Path(tmp) / "reference", ips)}
-        outcome = train(config, base, store, Path(tmp) / "run", progress=False, resume=False, prepared=prepared)
+            return {"seed": seed, "digit_acc": reference_accuracy(config, prepared, folder, ips)}
+        outcome = train(config, base, store, folder, progress=False, resume=False, prepared=prepared)
     return {"n": n, "seed": seed, "sum_acc": outcome.metrics["label_acc"], "concept_acc": outcome.metrics["concept_acc"],
             "train_seconds": round(outcome.train_seconds, 1), "epochs": job["epochs"], "batch_size": config.train.batch_size,
             "lr": job["lr"], "warmup": job["warmup"]}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (the development machines vary: timings are only comparable on one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{platform.machine()} {line.partition(':')[2].strip()}"
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def per_size(text: str | None, sizes: list[int], cast, default) -> dict[int, object]:
@@ -169,9 +182,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="Where runs train: cpu, cuda or cuda:N.")
     parser.add_argument("--jobs", type=int, default=2, help="Runs trained side by side, one process each.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per run.")
+    parser.add_argument("--keep-runs", type=Path, default=None,
+                        help="Keep each run's folder (config, metrics.csv) under this directory, as n{N}-seed{S}.")
+    parser.add_argument("--contraction-only", action="store_true",
+                        help="Only the N = 15 contraction row (alone, with --threads threads), no training.")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     data = ensure_mnist(args.data)
+    if args.contraction_only:
+        torch.set_num_threads(args.threads)
+        emit({"contraction_ms": contraction_ms(data=data), "threads": args.threads,
+              "machine": f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}"},
+             args.json_path)
+        return
     sizes = [int(x) for x in args.n.split(",")]
     seeds = [int(x) for x in args.seeds.split(",")]
     defaults = load_config(CONFIG)[0].train
@@ -182,7 +205,7 @@ def main() -> None:
     known = reference_from(args.reference_from) if args.reference_from else {}
     jobs = [{"n": n, "seed": seed, "data": str(data), "epochs": epochs[n], "images_per_step": images[n],
              "lr": rates[n], "warmup": warmups[n], "threads": args.threads, "device": args.device,
-             "settings": dict(args.settings)}
+             "settings": dict(args.settings), "keep_runs": str(args.keep_runs) if args.keep_runs else None}
             for seed in seeds for n in [0, *sizes] if not (n == 0 and seed in known)]
     jobs.sort(key=lambda job: -epochs[job["n"]] * (2 if job["n"] == 15 else 1))  # longest first
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
@@ -203,7 +226,7 @@ def main() -> None:
         "settings": {"epochs": epochs, "images_per_step": images, "lr": rates, "warmup": warmups,
                      "config": dict(args.settings), "device": args.device,
                      "reference_from": str(args.reference_from) if args.reference_from else None},
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{args.jobs} runs side by side with {args.threads} thread(s) each",
     }
     emit(result, args.json_path)

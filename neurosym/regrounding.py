@@ -5,9 +5,10 @@ symbol i. Early in training the network can settle into clusters that are right 
 multi-digit addition has near-symmetries (d -> d + 5 mod 10 keeps every sum digit mod 10; swapping
 neighbouring digits keeps every parity) that only the carries break, and a run that falls into one
 keeps a wrong grounding for good, since no small step of gradient descent renames a whole cluster.
-Re-grounding looks for the renaming directly: a hill climb over swaps of two codes, scored by the
-labels' log-likelihood under the model's own concept distributions, then renames the codes in the
-layer (and in the optimizer's moment estimates) so training goes on from the better grounding.
+Re-grounding looks for the renaming directly: a code -> symbol channel fitted to the labels from
+several random starts (``best_code_order``; a swap-by-swap search cannot leave these traps), then
+renames the codes in the layer (and in the optimizer's moment estimates) so training goes on from the
+better grounding.
 This is what alignment does after training, done during it while it can still change the outcome.
 
 Shape legend: G groups, A inputs per group, K codes.

@@ -41,6 +41,17 @@ def test_upper_blocks_see_only_the_discrete_state(kind):
     assert torch.allclose(out.concepts.quantized, table[codes], atol=1e-5)
 
 
+@pytest.mark.parametrize("layers, side", [(2, 7), (3, 4)])
+def test_each_strided_stem_layer_halves_the_token_map(layers, side):
+    config = ModelConfig(image_size=28, patch_size=1, stem="strided", stem_channels=4, stem_layers=layers,
+                         d_model=16, n_heads=2, n_layers=1)
+    model = ConceptTransformer(config)
+    tokens = model.adapter(torch.rand(5, 28, 28))
+    assert config.patch_tokens == model.adapter.num_tokens == side * side
+    assert tokens.shape == (5, side * side, 16)
+    assert model(torch.rand(5, 28, 28)).concepts.codes.shape == (5, 1)
+
+
 def test_tuple_classifier_reads_codes_of_each_input():
     encoder = ConceptTransformer(ModelConfig(d_model=16, n_heads=2))
     model = TupleClassifier(encoder, arity=2, num_labels=19)
@@ -59,6 +70,10 @@ def test_bad_shapes_and_settings_name_the_problem():
         ConceptConfig(num_codes=1)
     with pytest.raises(ConfigError, match="concept_depth"):
         ModelConfig(n_layers=2, concept_depth=5)
+    with pytest.raises(ConfigError, match=r"patch_size 2 does not divide the 7x7 map the strided stem leaves \(7\)"):
+        ModelConfig(image_size=28, patch_size=2, stem="strided", stem_channels=4)
+    with pytest.raises(ConfigError, match="model.stem_layers must be at least 1, got 0"):
+        ModelConfig(image_size=28, patch_size=1, stem="strided", stem_channels=4, stem_layers=0)
 
 
 def test_tuple_head_with_the_true_relation_table_equals_the_constraint():
