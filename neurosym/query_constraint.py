@@ -11,7 +11,8 @@ rest are latent and summed out:
 distributions), evaluated pairwise in an order found by ``opt_einsum`` (which finds good orders for
 contractions of dozens of tensors far better than a hand-written rule) and computed in log space
 (``neurosym.logspace``), so a probability of 1e-100 at N = 15 stays finite, as do the gradients where
-some paths are impossible. The same program with ``max`` in place of ``sum`` gives the most probable
+some paths are impossible. Steps of the order that are the same contraction over other variables
+(the N adders' digit steps) run stacked as one operation. The same program with ``max`` in place of ``sum`` gives the most probable
 explanation (MPE): the values of every variable that best explain the label, read from the gradient
 of the max-product value with respect to one zero "probe" per variable (the classic derivative trick).
 
@@ -34,6 +35,7 @@ from neurosym import logspace
 from neurosym.errors import ConfigError, NonFiniteError, ShapeError
 
 BATCH = "__batch__"
+STACK = "__stack__"  # the axis of a group of alike steps run as one (see QueryConstraint._waves)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class QueryConstraint(nn.Module):
             log_table = torch.zeros(factor.table.shape).masked_fill(~factor.table.bool(), logspace.IMPOSSIBLE)
             self.register_buffer(f"log_table_{index}", log_table, persistent=False)
         self._paths: dict[tuple, list] = {}  # key -> plan (see _plan)
+        self._wave_cache: dict[tuple, list] = {}  # key -> waves of the plan (see _waves)
 
     @property
     def arity(self) -> int:
@@ -178,24 +181,89 @@ class QueryConstraint(nn.Module):
             self._paths[key] = plan
         return self._paths[key]
 
-    def _contract(self, operands, key: tuple, semiring: str) -> Tensor:
-        """Contract every operand down to the batch axis, pairwise in the cached order. ``[B]``."""
-        work = list(operands)
+    def _waves(self, operands, key: tuple) -> list[list[list[tuple[list[int], set[str], int]]]]:
+        """The pairwise plan as waves of groups of steps ``(input nodes, needed indices, output node)``.
+
+        Nodes are the operands, then one per step's result. A step joins the wave of its depth; within a
+        wave, steps that are the same contraction over other variables (the N adders' digit steps: same
+        index pattern, same domain sizes) form one group, which ``_contract`` runs as one stacked
+        operation: at batch 64 each pairwise step is a handful of small kernels, so the contraction's
+        time is the number of kernel launches, not arithmetic. Cached per ``key``, like the plan.
+        """
+        if key in self._wave_cache:
+            return self._wave_cache[key]
+        names = [tuple(n) for _, n in operands]
+        depth = [0] * len(operands)
+        work = list(range(len(operands)))
+        steps = []
         for step, needed in self._plan(operands, key):
-            picked = [work[i] for i in step]
+            inputs = [work[i] for i in step]
             for i in sorted(step, reverse=True):
                 work.pop(i)
-            tensor, names = picked[0]
-            if len(picked) == 1:
-                tensor, names = logspace.reduce(tensor, names, needed, semiring)
-            for other, other_names in picked[1:]:
-                tensor, names = logspace.contract(tensor, names, other, other_names, needed, semiring)
-            work.append((tensor, names))
-        (tensor, names), = work
+            result = names[inputs[0]]
+            for other in inputs[1:]:
+                result = result + tuple(n for n in names[other] if n not in result)
+            names.append(tuple(n for n in result if n in needed))
+            depth.append(1 + max(depth[i] for i in inputs))
+            work.append(len(names) - 1)
+            steps.append((inputs, needed, len(names) - 1))
+        waves: dict[int, dict[tuple, list]] = {}
+        for inputs, needed, out in steps:
+            canon = self._canonical([names[i] for i in inputs])
+            signature = (tuple(tuple(canon[n] for n in names[i]) for i in inputs),
+                         frozenset(canon[n] for i in inputs for n in names[i] if n in needed),
+                         tuple(sorted((canon[n], self.domains.get(n, 0)) for n in canon)))
+            waves.setdefault(depth[out], {}).setdefault(signature, []).append((inputs, needed, out))
+        self._wave_cache[key] = [list(waves[d].values()) for d in sorted(waves)]
+        return self._wave_cache[key]
+
+    @staticmethod
+    def _canonical(input_names: list[tuple[str, ...]]) -> dict[str, str]:
+        """Index names renamed by order of first appearance (the batch axis keeps its name)."""
+        canon: dict[str, str] = {}
+        for names in input_names:
+            for name in names:
+                canon.setdefault(name, name if name == BATCH else f"v{len(canon)}")
+        return canon
+
+    def _contract(self, operands, key: tuple, semiring: str) -> Tensor:
+        """Contract every operand down to the batch axis, in the cached order, each wave's groups of
+        alike steps stacked into one operation (see ``_waves``). ``[B]``."""
+        nodes: dict[int, tuple[Tensor, tuple[str, ...]]] = dict(enumerate(operands))
+        for wave in self._waves(operands, key):
+            for group in wave:
+                if len(group) == 1:
+                    (inputs, needed, out), = group
+                    nodes[out] = self._step([nodes.pop(i) for i in inputs], needed, semiring)
+                    continue
+                # One stacked step: each member's indices renamed to the shared pattern, a stack axis in front.
+                canons = [self._canonical([nodes[i][1] for i in inputs]) for inputs, _, _ in group]
+                first_inputs, first_needed, _ = group[0]
+                stacked = [(torch.stack([nodes[inputs[position]][0] for inputs, _, _ in group]),
+                            (STACK,) + tuple(canons[0][n] for n in nodes[first_inputs[position]][1]))
+                           for position in range(len(first_inputs))]
+                needed = {STACK} | {canons[0][n] for i in first_inputs for n in nodes[i][1] if n in first_needed}
+                tensor, names = self._step(stacked, needed, semiring)
+                for (inputs, _, out), canon, part in zip(group, canons, tensor.unbind(0)):
+                    back = {v: n for n, v in canon.items()}
+                    nodes[out] = (part, tuple(back[n] for n in names[1:]))
+                    for i in inputs:
+                        del nodes[i]
+        (tensor, names), = nodes.values()
         tensor, names = logspace.reduce(tensor, names, {BATCH}, semiring)
         if names != (BATCH,):  # a factor with no batch axis at all (no input, no evidence)
             tensor = tensor.reshape(()).expand(operands[-1][0].shape[0])
         return tensor
+
+    @staticmethod
+    def _step(picked, needed: set[str], semiring: str) -> tuple[Tensor, tuple[str, ...]]:
+        """One step of the plan: join the picked operands, reducing every index not ``needed``."""
+        tensor, names = picked[0]
+        if len(picked) == 1:
+            return logspace.reduce(tensor, names, needed, semiring)
+        for other, other_names in picked[1:]:
+            tensor, names = logspace.contract(tensor, names, other, other_names, needed, semiring)
+        return tensor, names
 
     def log_likelihood(self, log_probs: Tensor, labels: Tensor) -> Tensor:
         """``[B, A, K]``, ``[B, E]`` -> ``[B]``: log P(label) (``logspace.is_impossible`` where no

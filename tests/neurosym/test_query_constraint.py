@@ -49,6 +49,29 @@ def test_carry_chain_equals_brute_force_sum_over_digit_tuples(adder_chain):
         assert got[b].item() == pytest.approx(torch.logsumexp(torch.stack(terms), 0).item(), abs=1e-4)
 
 
+@pytest.mark.parametrize("semiring", ["sum", "max"])
+def test_stacked_alike_steps_equal_the_plan_step_by_step(adder_chain, semiring):
+    query, generator = adder_chain(6), torch.Generator().manual_seed(5)
+    log_probs = torch.randn(4, 12, 10, generator=generator).log_softmax(-1).requires_grad_()
+    labels = query.predict(torch.randn(4, 12, 10, generator=generator).log_softmax(-1))
+    operands = query._operands(log_probs, labels, [])
+    key = (semiring, "test")
+    assert any(len(group) > 1 for wave in query._waves(operands, key) for group in wave)  # the adders' steps
+    stacked = query._contract(operands, key, semiring)
+    work = list(operands)  # the same plan, one step at a time
+    for step, needed in query._plan(operands, key):
+        picked = [work[i] for i in step]
+        for i in sorted(step, reverse=True):
+            work.pop(i)
+        work.append(query._step(picked, needed, semiring))
+    (alone, names), = work
+    alone = logspace.reduce(alone, names, {"__batch__"}, semiring)[0]
+    assert torch.allclose(stacked, alone, atol=1e-5)
+    (grad_stacked,) = torch.autograd.grad(stacked.sum(), log_probs, retain_graph=True)
+    (grad_alone,) = torch.autograd.grad(alone.sum(), log_probs)
+    assert torch.allclose(grad_stacked, grad_alone, atol=1e-6)
+
+
 def test_fifteen_digits_confidently_wrong_stays_finite_far_below_float32(adder_chain):
     n, generator = 15, torch.Generator().manual_seed(3)
     query = adder_chain(n)
