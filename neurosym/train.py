@@ -326,7 +326,8 @@ def fit(
         if any(step <= probe_steps for step in reground_steps):
             probe_reorders = _reground(model, task, optimizer, device)
         elapsed += time.perf_counter() - started
-        probe_row = {"probe_start": losses.index(min(losses)), "probe_loss": min(losses)}
+        probe_row = {"probe_start": losses.index(min(losses)), "probe_loss": min(losses),
+                     **{f"probe_loss_{start}": loss for start, loss in enumerate(losses)}}
         bar.update(probe_steps)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()

@@ -129,6 +129,7 @@ def test_the_start_that_explains_the_labels_best_goes_on_in_the_callers_model(tm
     result = fit(model, task, config, tmp_path / "run", resume=False, progress=False,
                  restart=lambda: Misnamer(list(range(10))))
     assert result.history[0]["probe_start"] == 1
+    assert result.history[0]["probe_loss_1"] == result.history[0]["probe_loss"] < result.history[0]["probe_loss_0"]
     assert result.metrics["concept_acc"] > 0.99
     assert torch.equal(model.concept.to_logits.weight.argmax(1), torch.arange(10))  # the caller's object holds it
 
