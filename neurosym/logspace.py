@@ -59,7 +59,7 @@ def contract(x: Tensor, x_indices: Indices, y: Tensor, y_indices: Indices, keep:
     Shapes: ``x`` over ``x_indices``, ``y`` over ``y_indices`` -> a tensor over the union of both in
     first-seen order, minus the reduced indices (returned with the result).
     """
-    union = x_indices + tuple(name for name in y_indices if name not in x_indices)
+    union = joined(x_indices, y_indices)
     joint = align(x, x_indices, union) + align(y, y_indices, union)
     return reduce(joint, union, keep, semiring)
 
@@ -67,5 +67,14 @@ def contract(x: Tensor, x_indices: Indices, y: Tensor, y_indices: Indices, keep:
 def reduce(x: Tensor, indices: Indices, keep: set[str], semiring: str = "sum") -> tuple[Tensor, Indices]:
     """Reduce every index of ``x`` that is not in ``keep``."""
     dims = [axis for axis, name in enumerate(indices) if name not in keep]
-    kept = tuple(name for name in indices if name in keep)
-    return REDUCERS[semiring](x, dims), kept
+    return REDUCERS[semiring](x, dims), kept(indices, keep)
+
+
+def joined(x_indices: Indices, y_indices: Indices) -> Indices:
+    """The indices of two tensors' product: ``x``'s, then ``y``'s new ones (first-seen order)."""
+    return x_indices + tuple(name for name in y_indices if name not in x_indices)
+
+
+def kept(indices: Indices, keep: set[str]) -> Indices:
+    """The indices a reduction to ``keep`` leaves, in order."""
+    return tuple(name for name in indices if name in keep)

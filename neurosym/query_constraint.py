@@ -38,6 +38,20 @@ BATCH = "__batch__"
 STACK = "__stack__"  # the axis of a group of alike steps run as one (see QueryConstraint._waves)
 
 
+@dataclass
+class _Group:
+    """Steps of one wave of the plan that are one contraction over other variables (``_waves``)."""
+
+    inputs: list[list[int]]  # per step, its input nodes
+    outputs: list[int]  # per step, its result node
+    needed: set[str]  # the indices the step keeps (stacked: in the shared pattern, with STACK)
+    stacked: list[tuple[str, ...]]  # stacked: each input position's indices in the shared pattern; [] for one step
+    results: list[tuple[str, ...]]  # per step, the indices of its result
+
+    def __len__(self) -> int:
+        return len(self.outputs)
+
+
 @dataclass(frozen=True)
 class Factor:
     """One relation of the query: ``table`` is a 0/1 (bool) tensor with one axis per variable."""
@@ -181,41 +195,49 @@ class QueryConstraint(nn.Module):
             self._paths[key] = plan
         return self._paths[key]
 
-    def _waves(self, operands, key: tuple) -> list[list[list[tuple[list[int], set[str], int]]]]:
-        """The pairwise plan as waves of groups of steps ``(input nodes, needed indices, output node)``.
+    def _waves(self, operands, key: tuple) -> list[list[_Group]]:
+        """The pairwise plan as waves of groups of steps. Cached per ``key``, like the plan.
 
         Nodes are the operands, then one per step's result. A step joins the wave of its depth; within a
         wave, steps that are the same contraction over other variables (the N adders' digit steps: same
         index pattern, same domain sizes) form one group, which ``_contract`` runs as one stacked
         operation: at batch 64 each pairwise step is a handful of small kernels, so the contraction's
-        time is the number of kernel launches, not arithmetic. Cached per ``key``, like the plan.
+        time is the number of kernel launches, not arithmetic.
         """
         if key in self._wave_cache:
             return self._wave_cache[key]
-        names = [tuple(n) for _, n in operands]
+        names = [tuple(n) for _, n in operands]  # each node's indices, as _step leaves them
         depth = [0] * len(operands)
         work = list(range(len(operands)))
-        steps = []
+        alike: dict[int, dict[tuple, list]] = {}
         for step, needed in self._plan(operands, key):
             inputs = [work[i] for i in step]
             for i in sorted(step, reverse=True):
                 work.pop(i)
-            result = names[inputs[0]]
-            for other in inputs[1:]:
-                result = result + tuple(n for n in names[other] if n not in result)
-            names.append(tuple(n for n in result if n in needed))
+            names.append(self._step_indices([names[i] for i in inputs], needed))
             depth.append(1 + max(depth[i] for i in inputs))
             work.append(len(names) - 1)
-            steps.append((inputs, needed, len(names) - 1))
-        waves: dict[int, dict[tuple, list]] = {}
-        for inputs, needed, out in steps:
             canon = self._canonical([names[i] for i in inputs])
-            signature = (tuple(tuple(canon[n] for n in names[i]) for i in inputs),
-                         frozenset(canon[n] for i in inputs for n in names[i] if n in needed),
+            pattern = [tuple(canon[n] for n in names[i]) for i in inputs]
+            shared_needed = {canon[n] for n in canon if n in needed}
+            signature = (tuple(pattern), frozenset(shared_needed),
                          tuple(sorted((canon[n], self.domains.get(n, 0)) for n in canon)))
-            waves.setdefault(depth[out], {}).setdefault(signature, []).append((inputs, needed, out))
-        self._wave_cache[key] = [list(waves[d].values()) for d in sorted(waves)]
-        return self._wave_cache[key]
+            alike.setdefault(depth[-1], {}).setdefault(signature, []).append(
+                (inputs, len(names) - 1, needed, pattern, shared_needed))
+        waves = []
+        for level in sorted(alike):
+            groups = []
+            for members in alike[level].values():
+                inputs, outputs, needed, pattern, shared_needed = (list(column) for column in zip(*members))
+                if len(members) == 1:
+                    groups.append(_Group(inputs, outputs, needed[0], [], [names[outputs[0]]]))
+                else:  # the shared pattern with a stack axis in front; the results keep their own indices
+                    stacked = [(STACK,) + indices for indices in pattern[0]]
+                    groups.append(_Group(inputs, outputs, {STACK} | shared_needed[0], stacked,
+                                         [names[out] for out in outputs]))
+            waves.append(groups)
+        self._wave_cache[key] = waves
+        return waves
 
     @staticmethod
     def _canonical(input_names: list[tuple[str, ...]]) -> dict[str, str]:
@@ -232,21 +254,16 @@ class QueryConstraint(nn.Module):
         nodes: dict[int, tuple[Tensor, tuple[str, ...]]] = dict(enumerate(operands))
         for wave in self._waves(operands, key):
             for group in wave:
-                if len(group) == 1:
-                    (inputs, needed, out), = group
-                    nodes[out] = self._step([nodes.pop(i) for i in inputs], needed, semiring)
+                if not group.stacked:
+                    (inputs,), (out,) = group.inputs, group.outputs
+                    nodes[out] = self._step([nodes.pop(i) for i in inputs], group.needed, semiring)
                     continue
-                # One stacked step: each member's indices renamed to the shared pattern, a stack axis in front.
-                canons = [self._canonical([nodes[i][1] for i in inputs]) for inputs, _, _ in group]
-                first_inputs, first_needed, _ = group[0]
-                stacked = [(torch.stack([nodes[inputs[position]][0] for inputs, _, _ in group]),
-                            (STACK,) + tuple(canons[0][n] for n in nodes[first_inputs[position]][1]))
-                           for position in range(len(first_inputs))]
-                needed = {STACK} | {canons[0][n] for i in first_inputs for n in nodes[i][1] if n in first_needed}
-                tensor, names = self._step(stacked, needed, semiring)
-                for (inputs, _, out), canon, part in zip(group, canons, tensor.unbind(0)):
-                    back = {v: n for n, v in canon.items()}
-                    nodes[out] = (part, tuple(back[n] for n in names[1:]))
+                stacked = [(torch.stack([nodes[inputs[position]][0] for inputs in group.inputs]), indices)
+                           for position, indices in enumerate(group.stacked)]
+                tensor, _ = self._step(stacked, group.needed, semiring)
+                for out, indices, part in zip(group.outputs, group.results, tensor.unbind(0)):
+                    nodes[out] = (part, indices)
+                for inputs in group.inputs:
                     for i in inputs:
                         del nodes[i]
         (tensor, names), = nodes.values()
@@ -264,6 +281,17 @@ class QueryConstraint(nn.Module):
         for other, other_names in picked[1:]:
             tensor, names = logspace.contract(tensor, names, other, other_names, needed, semiring)
         return tensor, names
+
+    @staticmethod
+    @staticmethod
+    def _step_indices(picked: list[tuple[str, ...]], needed: set[str]) -> tuple[str, ...]:
+        """The indices ``_step`` leaves, from the picked operands' indices alone."""
+        if len(picked) == 1:
+            return logspace.kept(picked[0], needed)
+        names = picked[0]
+        for other in picked[1:]:
+            names = logspace.kept(logspace.joined(names, other), needed)
+        return names
 
     def log_likelihood(self, log_probs: Tensor, labels: Tensor) -> Tensor:
         """``[B, A, K]``, ``[B, E]`` -> ``[B]``: log P(label) (``logspace.is_impossible`` where no
