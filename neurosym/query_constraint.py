@@ -278,20 +278,28 @@ class QueryConstraint(nn.Module):
         tensor, names = picked[0]
         if len(picked) == 1:
             return logspace.reduce(tensor, names, needed, semiring)
-        for other, other_names in picked[1:]:
-            tensor, names = logspace.contract(tensor, names, other, other_names, needed, semiring)
+        keeps = QueryConstraint._join_keeps([n for _, n in picked], needed)
+        for (other, other_names), keep in zip(picked[1:], keeps):
+            tensor, names = logspace.contract(tensor, names, other, other_names, keep, semiring)
         return tensor, names
 
-    @staticmethod
     @staticmethod
     def _step_indices(picked: list[tuple[str, ...]], needed: set[str]) -> tuple[str, ...]:
         """The indices ``_step`` leaves, from the picked operands' indices alone."""
         if len(picked) == 1:
             return logspace.kept(picked[0], needed)
         names = picked[0]
-        for other in picked[1:]:
-            names = logspace.kept(logspace.joined(names, other), needed)
+        for other, keep in zip(picked[1:], QueryConstraint._join_keeps(picked, needed)):
+            names = logspace.kept(logspace.joined(names, other), keep)
         return names
+
+    @staticmethod
+    def _join_keeps(picked: list[tuple[str, ...]], needed: set[str]) -> list[set[str]]:
+        """For each pairwise join of a step's operands (the 2nd into the 1st, then the 3rd, ...), the
+        indices it keeps: those later steps need, and those an operand of this step not yet joined
+        shares (summing one out before that operand is multiplied in would be wrong). opt_einsum's
+        paths here are pairwise, but a step may join more."""
+        return [needed.union(*picked[position + 1:]) for position in range(1, len(picked))]
 
     def log_likelihood(self, log_probs: Tensor, labels: Tensor) -> Tensor:
         """``[B, A, K]``, ``[B, E]`` -> ``[B]``: log P(label) (``logspace.is_impossible`` where no

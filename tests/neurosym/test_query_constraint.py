@@ -72,6 +72,21 @@ def test_stacked_alike_steps_equal_the_plan_step_by_step(adder_chain, semiring):
     assert torch.allclose(grad_stacked, grad_alone, atol=1e-6)
 
 
+@pytest.mark.parametrize("semiring", ["sum", "max"])
+def test_a_step_joining_three_operands_keeps_what_a_later_operand_shares(semiring):
+    # i is shared by the 1st and 3rd operands only: joining the 2nd must not reduce it yet.
+    generator = torch.Generator().manual_seed(7)
+    x, y, z = (torch.randn(*shape, generator=generator) for shape in [(2, 3), (2, 4), (2, 3, 4)])
+    picked = [(x, ("b", "i")), (y, ("b", "j")), (z, ("b", "i", "j"))]
+    joint = x[:, :, None] + y[:, None, :] + z  # [b, i, j]
+    for needed, expected in [({"b"}, joint.flatten(1)), ({"b", "j"}, joint.transpose(1, 2))]:
+        expected = torch.logsumexp(expected, -1) if semiring == "sum" else expected.amax(-1)
+        got, names = QueryConstraint._step(picked, needed, semiring)
+        assert names == QueryConstraint._step_indices([n for _, n in picked], needed)
+        assert names == tuple(sorted(needed))
+        assert torch.allclose(got, expected, atol=1e-6)
+
+
 def test_fifteen_digits_confidently_wrong_stays_finite_far_below_float32(adder_chain):
     n, generator = 15, torch.Generator().manual_seed(3)
     query = adder_chain(n)
