@@ -189,10 +189,10 @@ def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict 
 
 
 def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimits | None = None,
-              sql_engine: Engine | None = None) -> SparqlResult:
+              sql_engine: Engine | None = None, prepare: Callable[[], object] | None = None) -> SparqlResult:
     """Run a read-only query on an ``RdfView`` within ``limits`` (default ``QueryLimits()``: 60 s, no
-    SERVICE); updates, syntax errors and queries over a limit raise ``KGError``s. ``sql_engine``: see
-    ``evaluate``."""
+    SERVICE); updates, syntax errors and queries over a limit raise ``KGError``s. ``sql_engine`` and
+    ``prepare`` (run only when the view answers): see ``evaluate``."""
     limits = limits or QueryLimits()
     if not isinstance(query, str):
         raise KGError(f"a SPARQL query is a str, not {type(query).__name__}")
@@ -202,4 +202,4 @@ def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimit
     if form == "update":
         raise ReadOnlyQueryError("SPARQL updates are not allowed here: the RDF view is derived from SQL; write through the store API")
     text = inject_bindings(query, bindings or {})
-    return evaluate(runner_for(view, network=bool(limits.allow_service)), text, limits, sql_engine=sql_engine)
+    return evaluate(runner_for(view, network=bool(limits.allow_service)), text, limits, prepare=prepare, sql_engine=sql_engine)

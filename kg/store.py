@@ -66,7 +66,7 @@ class Store:
 
         ``rdf_path`` overrides where the RDF view lives (default: beside a SQLite file; for a server,
         ``$XDG_CACHE_HOME/neurosym/views/<store id>``; in memory for in-memory SQLite). With
-        ``auto_sync`` every ``sparql`` call first syncs the view with SQL. With ``shared_view`` a view
+        ``auto_sync`` a ``sparql`` call that the view answers first syncs it with SQL. With ``shared_view`` a view
         held by another process (``neurosym serve``) is opened read-only and queried while it is current.
         """
         url, sqlite_file = store_url(target)
@@ -292,10 +292,12 @@ class Store:
         literals; pass ``URIRef`` for IRIs); they are substituted, never pasted into the text. All
         project prefixes (``ns:``, ``arith:``, ``skos:``, ...) are predeclared. ``limits`` bound its size,
         nesting, time and SERVICE calls (default ``QueryLimits()``: 60 s, no SERVICE; see kg/query_guard.py).
+        With ``auto_sync`` the view is synced with SQL first, but only for a query the view answers: one
+        that ``kg.sparql_sql`` translates reads SQL, which is always current, so right after a large
+        write it answers without waiting for the view (a 1M-assignment run takes about a minute to load).
         """
-        if self.auto_sync:
-            self.sync_rdf()
-        return run_query(self.view, query, bindings, limits, sql_engine=self.engine)
+        prepare = self.sync_rdf if self.auto_sync else None
+        return run_query(self.view, query, bindings, limits, sql_engine=self.engine, prepare=prepare)
 
     def counts(self) -> tuple[int, int]:
         """(triples the SQL tables describe, quads in the RDF view) after a sync: equal in a healthy store."""
