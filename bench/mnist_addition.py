@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from neurosym.tasks import SupervisedTask
 from neurosym.train import TrainConfig, fit, seed_everything
 from pipelines.config import load_config
 from pipelines.train_step import AUGMENTATIONS, prepare_task, train
-from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
+from _output import cpu_model, emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 CONFIG = Path(__file__).resolve().parents[1] / "data" / "configs" / "mnist_addition.toml"
 CACHE = Path(os.environ.get("NEUROSYM_CACHE", Path.home() / ".cache" / "neurosym")) / "mnist"
@@ -134,17 +133,6 @@ def run_job(job: dict) -> dict:
     return {"n": n, "seed": seed, "sum_acc": outcome.metrics["label_acc"], "concept_acc": outcome.metrics["concept_acc"],
             "train_seconds": round(outcome.train_seconds, 1), "epochs": job["epochs"], "batch_size": config.train.batch_size,
             "lr": job["lr"], "warmup": job["warmup"]}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (the development machines vary: timings are only comparable on one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{platform.machine()} {line.partition(':')[2].strip()}"
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def per_size(text: str | None, sizes: list[int], cast, default) -> dict[int, object]:

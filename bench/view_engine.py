@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _output import emit  # noqa: E402
+from _output import cpu_model, emit  # noqa: E402
 
 NS = "http://neurosym.org/ns#"
 DOUBLE = "^^<http://www.w3.org/2001/XMLSchema#double>"
@@ -91,16 +90,6 @@ def load_once(layout: str, n: int, named: bool) -> dict:
         "cpu_us_per_quad": round((usage.ru_utime + usage.ru_stime - cpu_before) / loaded * 1e6, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:
