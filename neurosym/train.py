@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from neurosym.config import dump_toml, to_dict
 from neurosym.errors import ConfigError, MemoryLimitError, NonFiniteError
 from neurosym.regrounding import reorder_rows
+from neurosym.trap import RESTART_SEED_STRIDE, Verdict, can_check, dropped_at_check, explained_share, verdict
 from neurosym.version import code_version
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -54,6 +55,15 @@ class TrainConfig:
     # half goes on. 1 = the one start the seed gives.
     probe_starts: int = 1
     probe_epochs: float = 0.25
+    # The trap verdict (neurosym.trap): a run whose explanations reproduce less than trap_threshold of
+    # a slice of its training labels ends "trapped", with a warning. After epoch trap_check_at (0 = no
+    # check) a start that explains less than trap_check_threshold ** A of them (A inputs per group:
+    # what inputs each right with that probability would explain) is dropped and training starts over
+    # from a new initialisation, at most trap_restarts times.
+    trap_threshold: float = 0.5
+    trap_check_at: int = 0
+    trap_check_threshold: float = 0.9
+    trap_restarts: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -69,6 +79,18 @@ class TrainConfig:
         for point in self.reground_at:
             if not 0 < point <= self.epochs:
                 raise ConfigError(f"train.reground_at: {point} is not within the run's epochs (0, {self.epochs}]")
+        if not 0 < self.trap_threshold < 1:
+            raise ConfigError(f"train.trap_threshold must be in (0, 1) (a share of training labels), got {self.trap_threshold}")
+        if not 0 < self.trap_check_threshold < 1:
+            raise ConfigError(f"train.trap_check_threshold must be in (0, 1) (a rate per input), got {self.trap_check_threshold}")
+        if self.trap_restarts < 0:
+            raise ConfigError(f"train.trap_restarts must be >= 0, got {self.trap_restarts}")
+        if self.trap_restarts and not 0 < self.trap_check_at < self.epochs:
+            raise ConfigError(f"train.trap_check_at = {self.trap_check_at} does not fit a run of {self.epochs} epoch(s): "
+                              f"train.trap_restarts = {self.trap_restarts} needs a check after an epoch in "
+                              f"[1, epochs - 1], with training left after it (or set train.trap_restarts = 0)")
+        if self.trap_check_at and not self.trap_restarts:
+            raise ConfigError(f"train.trap_check_at = {self.trap_check_at} checks for nothing to do: set train.trap_restarts >= 1")
 
 
 class Task(Protocol):
@@ -97,6 +119,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
     resumed_from_epoch: int = 0
+    verdict: Verdict | None = None  # the trap verdict, for tasks that can tell (neurosym.trap)
 
     @property
     def checkpoint(self) -> Path:
@@ -287,12 +310,15 @@ def fit(
     steps_per_epoch = task.steps_per_epoch(config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     reground_steps = {max(1, round(point * steps_per_epoch)) for point in config.reground_at}
+    if config.trap_restarts and not (can_check(task) and restart is not None):
+        raise ConfigError(f"train.trap_restarts needs a task labelled through a query (task.knowledge with groups) and a "
+                          f"way to build the model again; {type(task).__name__} cannot say how much of its labels a model explains")
     if reground_steps and not hasattr(task, "reground"):
         raise ConfigError("train.reground_at needs a task labelled through a query (task.knowledge with groups); "
                           f"{type(task).__name__} has no code order to re-ground")
     scheduler = _make_scheduler(optimizer, total_steps, config)
     history: list[dict[str, float]] = []
-    start_epoch, elapsed = 0, 0.0
+    start_epoch, elapsed, attempt, dropped = 0, 0.0, 0, []
     checkpoint_path = run_dir / CHECKPOINT_NAME
     if resume and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
@@ -304,6 +330,7 @@ def fit(
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
         start_epoch, history, elapsed = state["epoch"], state["history"], state["train_seconds"]
+        attempt, dropped = state.get("attempt", 0), state.get("dropped_shares", [])
     step_model = model
     if config.compile:
         step_model = torch.compile(model)
@@ -329,15 +356,17 @@ def fit(
         probe_row = {"probe_start": losses.index(min(losses)), "probe_loss": min(losses),
                      **{f"probe_loss_{start}": loss for start, loss in enumerate(losses)}}
         bar.update(probe_steps)
-    for epoch in range(start_epoch, config.epochs):
+    epoch = start_epoch
+    while epoch < config.epochs:
         started = time.perf_counter()
         model.train()
         for layer in _concept_layers(model):
             layer.usage.reset()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         loss_sum = torch.zeros((), device=device)
-        skip = probe_steps if epoch == 0 else 0  # the chosen start already took these batches
-        reorders = probe_reorders if epoch == 0 else 0
+        first = epoch == 0 and attempt == 0
+        skip = probe_steps if first else 0  # the chosen start already took these batches
+        reorders = probe_reorders if first else 0
         for index, batch in enumerate(task.batches(epoch, generator, config.batch_size, **shard)):
             if index < skip:
                 continue
@@ -362,31 +391,54 @@ def fit(
                 row[key if key == "temperature" else f"train_{key}"] = value
         if reground_steps:
             row["code_reorders"] = reorders
-        if epoch == 0:
+        if first:
             row.update(probe_row)
+        if attempt:
+            row["start"] = attempt
         if lead and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
             model.eval()
             with torch.no_grad(), autocast:
                 row.update(task.evaluate(model, device))
+        if config.trap_restarts and epoch + 1 == config.trap_check_at and attempt < config.trap_restarts:
+            share = row["train_explained"] if "train_explained" in row else explained_share(model, task, device)
+            row["check_explained"] = share
+            if dropped_at_check(share, config.trap_check_threshold, task.arity):  # a new start begins at step 0
+                history.append(row)
+                attempt += 1
+                dropped.append(share)
+                optimizer, scheduler = _fresh_start(model, restart, config, attempt, device, world, total_steps)
+                elapsed += time.perf_counter() - started
+                bar.total += (epoch + 1) * steps_per_epoch
+                epoch = 0
+                continue
         history.append(row)
         metrics = row
         bar.set_postfix({k: round(v, 3) for k, v in row.items() if k in ("train_loss", "concept_acc", "label_acc")})
         if not lead:
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
                 break
+            epoch += 1
             continue
         save_checkpoint(checkpoint_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": _rng_state(), "epoch": epoch + 1, "history": history, "train_seconds": elapsed,
+            "attempt": attempt, "dropped_shares": dropped,
             "config": to_dict(run_config) if run_config is not None and not isinstance(run_config, dict) else run_config,
             "code_version": code_version(),
         })
         _write_metrics_csv(run_dir / "metrics.csv", history)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
+        epoch += 1
     bar.close()
+    finished = bool(history) and history[-1]["epoch"] == config.epochs
+    judged = None
+    if lead and finished and can_check(task):
+        share = metrics.get("train_explained")
+        judged = verdict(explained_share(model, task, device) if share is None else share, config.trap_threshold,
+                         attempt, tuple(dropped))
     return TrainResult(run_dir=run_dir, metrics=metrics, history=history, train_seconds=elapsed,
-                       resumed_from_epoch=start_epoch)
+                       resumed_from_epoch=start_epoch, verdict=judged)
 
 
 def _pinned(batch: Any) -> Any:
@@ -468,6 +520,18 @@ def _best_start(model: nn.Module, restart, task: Task, config: TrainConfig, devi
         if best is None or losses[-1] < best[0]:
             best = (losses[-1], candidate, optimizer, scheduler)
     return best[1], best[2], best[3], probe_steps, losses
+
+
+def _fresh_start(model: nn.Module, restart: Callable[[], nn.Module], config: TrainConfig, attempt: int,
+                 device: torch.device, world: int, total_steps: int):
+    """Put a new initialisation (seed + ``attempt`` x ``RESTART_SEED_STRIDE``) into ``model``, which the
+    caller holds; returns a new optimizer and schedule for it."""
+    seed_everything(config.seed + RESTART_SEED_STRIDE * attempt)
+    model.load_state_dict(restart().state_dict())
+    if world > 1:
+        _broadcast_state(model)
+    optimizer = _make_optimizer(model, config, device)
+    return optimizer, _make_scheduler(optimizer, total_steps, config)
 
 
 def _reground(model: nn.Module, task: Task, optimizer: torch.optim.Optimizer, device: torch.device) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 
 import click
 
@@ -28,11 +29,17 @@ class ErrorReportingGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warning  # a warning (a trapped run's) is one line, not a source dump
+                return super().invoke(ctx)
         except USER_ERRORS as exc:
             if ctx.params.get("debug"):
                 raise
             raise click.ClickException(str(exc) or type(exc).__name__) from None
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 @click.group(cls=ErrorReportingGroup)

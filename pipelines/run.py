@@ -63,6 +63,7 @@ class PipelineResult:
             "alignment_acc": round(self.aligned.accuracy, 4),
             "aligned_concept_acc": round(self.aligned.concept_acc, 4),
             "derived_facts": self.rules.derived if self.rules else 0,
+            **({"trap_verdict": self.trained.extra["trap"]["verdict"]} if "trap" in self.trained.extra else {}),
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
         }
 

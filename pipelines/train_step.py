@@ -179,6 +179,8 @@ def train(config: ExperimentConfig, base: Path | None, store: Store | None, run_
     result: TrainResult = fit(model, task, config.train, run_dir, run_config=config, resume=resume, progress=progress,
                               restart=lambda: build_model(config, prepared))
     lead = distributed_context()[0] == 0  # under torchrun only rank 0 writes the run's files
+    if result.verdict is not None:
+        extra["trap"] = result.verdict.to_json()
     outcome = RunResult(
         run_dir=result.run_dir, config=config, metrics=result.metrics, symbols=prepared.symbols,
         labels=prepared.labels, train_seconds=result.train_seconds,

@@ -30,6 +30,9 @@ def train_command(config_path, run_dir, fresh, store, seed, epochs, device, data
                                   resume=not fresh)
     if outcome is not None:  # rank 0 prints
         click.echo(json.dumps({k: round(v, 4) for k, v in outcome.metrics.items()}, indent=2))
+        if "trap" in outcome.extra:
+            click.echo(f"trap verdict: {outcome.extra['trap']['verdict']} (explained share "
+                       f"{outcome.extra['trap']['explained_share']:.4f}, threshold {outcome.extra['trap']['threshold']:g})")
         click.echo(f"run folder: {outcome.run_dir}")
 
 

@@ -81,7 +81,8 @@ def test_knowledge_config_checks_its_tables():
 
 def test_three_digit_addition_pipeline_on_digits_encodes_aligns_and_queries(tmp_path, store):
     """The same machinery as MNIST N-digit addition, on the bundled 8x8 digits, end to end."""
-    config, base = load_config(MNIST_CONFIG, **{"train.epochs": 1, "train.device": "cpu", "train.batch_size": 16})
+    config, base = load_config(MNIST_CONFIG, **{"train.epochs": 1, "train.device": "cpu", "train.batch_size": 16,
+                                                "train.trap_restarts": 0, "train.trap_check_at": 0})
     config.task.dataset, config.task.data_path, config.task.test_tuples = "digits", "", 50
     config.task.knowledge.params["n"] = 3
     config.model.image_size, config.model.stem, config.model.stem_channels, config.model.patch_size = 8, "conv", 8, 2
@@ -109,6 +110,9 @@ def test_cli_trains_mnist_addition_from_idx_files_and_names_a_missing_directory(
     config = (DATA_DIR / "configs" / "mnist_addition.toml").read_text()
     config = config.replace("params = { n = 1 }", "params = { n = 2 }").replace("d_model = 64", "d_model = 16")
     config = config.replace("stem_channels = 32", "stem_channels = 4").replace("epochs = 4", "epochs = 1")
+    # one epoch leaves no training after a trap check; a threshold no tiny run reaches makes it trapped
+    config = config.replace("trap_restarts = 2", "trap_restarts = 0").replace("trap_check_at = 1", "trap_check_at = 0")
+    config = config.replace("trap_threshold = 0.5", "trap_threshold = 0.99")
     path = tmp_path / "tiny.toml"
     path.write_text(config.replace('data_path = "mnist"', f'data_path = "{tmp_path}"'))
     store = str(tmp_path / "s.sqlite")
@@ -118,6 +122,24 @@ def test_cli_trains_mnist_addition_from_idx_files_and_names_a_missing_directory(
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert len(saved["symbols"]) == 10 and saved["config"]["task"]["knowledge"]["params"] == {"n": 2}
     assert np.isfinite(saved["metrics"]["train_loss"])
+    # never silent: the verdict, the figure it rests on, and one warning line
+    assert saved["trap"]["verdict"] == "trapped" and saved["trap"]["threshold"] == 0.99
+    assert saved["trap"]["explained_share"] == saved["metrics"]["train_explained"] < 0.99
+    warning = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and warning[0].startswith("warning: training ended trapped: the model's explanations")
+    assert "trap verdict: trapped" in result.output
     missing = cli_runner.invoke(main, ["train", str(path), "--data-path", str(tmp_path / "nowhere"), "--store", store])
     assert missing.exit_code == 1 and "Traceback" not in missing.output
     assert missing.output.strip() == f"Error: {tmp_path / 'nowhere'}: MNIST directory not found"
+
+
+def test_a_trap_check_that_cannot_fit_the_epochs_is_one_error_before_training(tmp_path, cli_runner):
+    from pipelines.cli import main
+
+    store = tmp_path / "s.sqlite"
+    result = cli_runner.invoke(main, ["train", str(MNIST_CONFIG), "--store", str(store), "--epochs", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == ("Error: train.trap_check_at = 1 does not fit a run of 1 epoch(s): "
+                                     "train.trap_restarts = 2 needs a check after an epoch in [1, epochs - 1], with "
+                                     "training left after it (or set train.trap_restarts = 0)")
+    assert not store.exists() and not (tmp_path / "runs").exists()
