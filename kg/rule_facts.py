@@ -20,14 +20,19 @@ from kg.schema import Assignment, Code, Entity, Input, Triple
 HAS_CONCEPT = str(vocab.NS.hasConcept)
 
 
-def rule_facts(store, predicates: Iterable[str], run_id: int | None) -> Iterator[tuple[str, str, str, float]]:
+def rule_facts(store, predicates: Iterable[str], run_id: int | None,
+               exclude_graphs: Iterable[str] = ()) -> Iterator[tuple[str, str, str, float]]:
     """``(subject, predicate, object, confidence)`` for every fact the rules can read from ``store``
-    (a ``kg.store.Store``)."""
+    (a ``kg.store.Store``), leaving out the KG facts of ``exclude_graphs`` (the graphs a rule set is
+    about to replace: its own earlier output is no premise of its next evaluation)."""
     predicates = set(predicates)
     kg_predicates = predicates - {HAS_CONCEPT}
+    exclude_graphs = list(exclude_graphs)
     with store.engine.connect() as conn:
         if kg_predicates:
             query = select(Triple.s, Triple.p, Triple.o, Triple.confidence).where(Triple.p.in_(kg_predicates))
+            if exclude_graphs:
+                query = query.where(Triple.graph.not_in(exclude_graphs))
             for s, p, o, confidence in conn.execute(query):
                 yield s, p, o, 1.0 if confidence is None else confidence
         if HAS_CONCEPT in predicates and run_id is not None:

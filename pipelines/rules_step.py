@@ -46,7 +46,11 @@ def apply_rules(store: Store, paths: list[str | Path], run_id: int | None = None
         source=", ".join(str(p) for p in paths),
     )
     predicates = {atom.predicate for rule in rules for atom in rule.body}
-    result = evaluate(rules, rule_facts(store, predicates, run_id), combine=combine, max_iterations=max_iterations)
+    # The graphs this apply replaces are left out of its premises: read back, the facts a previous apply
+    # derived would count as known, nothing would be new, and the replace would empty those graphs.
+    own = [rules_graph(rule.id, run_id) for rule in rules]
+    facts = rule_facts(store, predicates, run_id, exclude_graphs=own)
+    result = evaluate(rules, facts, combine=combine, max_iterations=max_iterations)
     by_rule: dict[str, list] = {rule.id: [] for rule in rules}
     for s, p, o, confidence, rule_id in result.derived:
         by_rule[rule_id].append((s, p, o, confidence))

@@ -16,17 +16,15 @@ import time
 import uuid
 from pathlib import Path
 
-import click
-import numpy as np
 import pytest
 
 from kg.store import Store
-from kg.vocab import ARITH
 
 ROOT = Path(__file__).resolve().parents[2]
 ARITHMETIC = ROOT / "data" / "arithmetic.ttl"
 sys.path.insert(0, str(ROOT / "tests"))
 import postgres_server  # noqa: E402
+from store_backends import add_tiny_run  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -94,18 +92,6 @@ def kg_store(store):
     return store
 
 
-def add_tiny_run(st) -> int:
-    """Run 1 into ``st``: 8 inputs, one slot, codes 0..3 aligned to n2, n3, n4, n9."""
-    run = st.create_run("tiny", {"lr": 0.1}, 7, "abc123", "ckpt.pt", "sha256:00")
-    st.add_codes(run, np.arange(4), np.ones(4), np.full(4, 0.25))
-    ids = st.add_inputs("digits", "test", [f"k{i}" for i in range(8)])
-    st.add_assignments(run, ids, np.zeros(8, dtype=int), np.array([0, 1, 2, 3, 0, 1, 2, 3]),
-                       np.array([0.95, 0.91, 0.5, 0.99, 0.2, 0.97, 0.93, 0.1]))
-    st.add_alignments(run, [0, 1, 2, 3], [str(ARITH.n2), str(ARITH.n3), str(ARITH.n4), str(ARITH.n9)],
-                      [0.9, 0.8, 0.7, 0.3], "hungarian")
-    return run
-
-
 @pytest.fixture(scope="session")
 def tiny_run():
     """``tiny_run(store)``: adds run 1 of ``run_store`` to any store."""
@@ -119,25 +105,12 @@ def run_store(kg_store):
     return kg_store
 
 
-class _Group(click.Group):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except (ValueError, OSError) as exc:
-            raise click.ClickException(str(exc)) from None
-
-
 @pytest.fixture
 def cli():
-    """The ``neurosym`` CLI, or the kg commands alone while the neural side's commands are absent."""
-    try:
-        from pipelines.cli import main
-    except ImportError:
-        from pipelines.commands.kg import COMMANDS
+    """The real ``neurosym`` CLI: a failing import fails the tests that use it (no stand-in group
+    with error handling of its own could hide a broken CLI)."""
+    from pipelines.cli import main
 
-        main = _Group("neurosym")
-        for command in COMMANDS:
-            main.add_command(command)
     return main
 
 

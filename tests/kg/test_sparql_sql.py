@@ -16,7 +16,7 @@ from rdflib import Literal, URIRef
 
 from kg import sparql_sql, sql_terms
 from kg.sparql import inject_bindings, run_query
-from kg.vocab import ARITH, PREFIXES
+from kg.vocab import ARITH, PREFIXES, assignment_iri
 from store_backends import BOTH_BACKENDS
 
 CLASSES = ["Prime", "Odd", "Even", "Number", "Digit", "Composite"]
@@ -105,20 +105,44 @@ def test_double_lexical_matches_oxigraph():
     assert [sql_terms.double_lexical(v) for v in values] == [printed[i] for i in range(len(values))]
 
 
-@pytest.mark.parametrize("query", [
-    "SELECT ?i WHERE { GRAPH ?g { ?a ns:input ?i } }",
-    "SELECT ?i ?e WHERE { ?a ns:input ?i OPTIONAL { ?a ns:entity ?e } }",
-    "SELECT * WHERE { ?i ns:hasConcept ?e }",
-    "SELECT ?r WHERE { ?r rdf:type/rdfs:subClassOf* prov:Activity . ?a ns:input ?i ; ns:entity ?r }",
-    "SELECT ?i (COUNT(?x) AS ?n) WHERE { ?a ns:input ?i } GROUP BY ?i",
-    "SELECT ?n WHERE { ?n a arith:Prime }",
-    "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e . ?e rdfs:label ?l }",
-    "SELECT ?a WHERE { ?a ns:input ?i }",
-    "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e } LIMIT 9223372036854775807",  # past SQL's integers
+TINY = "https://w3id.org/neurosym/input/digits/test/k"
+#: run 1 of ``run_store``: input k{i} -> entity (codes 0..3 -> n2, n3, n4, n9)
+CONCEPT = {f"{TINY}{i}": str(ARITH[f"n{(2, 3, 4, 9)[i % 4]}"]) for i in range(8)}
+PAIRS = Counter(CONCEPT.items())
+INPUTS = Counter((i,) for i in CONCEPT)
+
+
+def primes():
+    from rdflib import RDF, Graph
+
+    from store_backends import ARITHMETIC
+
+    return Counter((str(n),) for n in Graph().parse(ARITHMETIC).subjects(RDF.type, ARITH.Prime))
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("SELECT ?i WHERE { GRAPH ?g { ?a ns:input ?i } }", lambda: INPUTS),
+    ("SELECT ?i ?e WHERE { ?a ns:input ?i OPTIONAL { ?a ns:entity ?e } }", lambda: PAIRS),
+    ("SELECT * WHERE { ?i ns:hasConcept ?e }", lambda: PAIRS),
+    ("SELECT ?r WHERE { ?r rdf:type/rdfs:subClassOf* prov:Activity . ?a ns:input ?i ; ns:entity ?r }", Counter),
+    ("SELECT ?i (COUNT(?x) AS ?n) WHERE { ?a ns:input ?i } GROUP BY ?i", lambda: Counter((i, 0) for (i,) in INPUTS)),
+    ("SELECT ?n WHERE { ?n a arith:Prime }", primes),
+    ("SELECT ?i ?e WHERE { ?i ns:hasConcept ?e . ?e rdfs:label ?l }", lambda: PAIRS),
+    # input ids 1..8 in a fresh store, one slot, top symbols only
+    ("SELECT ?a WHERE { ?a ns:input ?i }", lambda: Counter((assignment_iri(1, i, 0),) for i in range(1, 9))),
+    ("SELECT ?i ?e WHERE { ?i ns:hasConcept ?e } LIMIT 9223372036854775807", lambda: PAIRS),  # past SQL's integers
 ])
-def test_queries_outside_the_subset_fall_back_to_oxigraph(run_store, query):
+def test_queries_outside_the_subset_fall_back_to_oxigraph(run_store, query, expected):
+    """Outside the subset, ``Store.sparql`` answers from the view; the answer is the one the tiny run
+    and the KG file call for (worked out here, not asked of Oxigraph a second time)."""
     assert sparql_sql.answer(run_store.engine, query, PREFIXES) is None
-    assert Counter(run_store.sparql(query).rows) == Counter(run_query(run_store.view, query).rows)
+    result = run_store.sparql(query)
+    names = [str(v) for v in result.vars]
+    columns = [names.index(v) for v in ("a", "i", "e", "n", "r") if v in names]  # SELECT * in a fixed order
+    rows = Counter(tuple(row[c].toPython() if isinstance(row[c], Literal) else str(row[c]) for c in columns)
+                   for row in result.rows)
+    assert rows == expected()
+    assert len(primes()) == 7  # n2, n3, n5, n7, n11, n13, n17: the KG's primes below 19
 
 
 def test_a_translated_query_answers_from_sql_without_waiting_for_the_view(run_store, tiny_run):

@@ -28,9 +28,16 @@ def test_the_vectors_of_a_layers_codes_are_what_it_feeds_forward(kind):
 def test_statistics_count_the_codes_of_the_batches_seen(kind):
     layer = build_concept_layer(ConceptConfig(kind=kind, num_codes=4), dim=8).train()
     layer.usage.reset()
-    layer(torch.randn(64, 1, 8))
+    seen = [layer(torch.randn(n, 1, 8)).codes for n in (64, 16)]  # two batches, counted together
+    counts = torch.bincount(torch.cat([c.reshape(-1) for c in seen]), minlength=4).double()
+    assert torch.equal(layer.usage.counts, counts)
+    share = counts / counts.sum()
+    entropy = -(share[share > 0] * share[share > 0].log()).sum()
     stats = layer.statistics()
-    assert 0 < stats["codebook_usage"] <= 1 and stats["codebook_perplexity"] >= 1
+    assert stats["codebook_usage"] == pytest.approx(float((counts > 0).double().mean()))
+    assert stats["codebook_perplexity"] == pytest.approx(float(entropy.exp()))
+    layer.usage.reset()
+    assert layer.statistics()["codebook_usage"] == 0.0
 
 
 def test_set_step_anneals_the_gumbel_temperature_and_is_a_no_op_elsewhere():

@@ -52,9 +52,25 @@ def test_ema_codebook_never_takes_a_nan_batch():
     assert torch.isfinite(vq.codebook).all() and torch.isfinite(vq.ema_sum).all() and torch.isfinite(vq.ema_count).all()
 
 
-def test_inference_is_not_slowed_by_the_check():
-    layer = GumbelConcepts(dim=8, num_codes=4).eval()
-    assert layer(_poisoned(float("nan"))).codes.shape == (6, 2)  # the check is a training guard
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_inference_is_not_slowed_by_the_check(name, monkeypatch):
+    """The guard is a training-step host sync: in eval mode it must not run at all (not even a scan of
+    the input), and a NaN passes through instead of stopping an encode."""
+    scans = []
+    real_isfinite = torch.isfinite
+
+    def counting_isfinite(tensor):
+        scans.append(tuple(tensor.shape))
+        return real_isfinite(tensor)
+
+    layer = LAYERS[name]().train()
+    layer(torch.randn(6, 2, 8))
+    monkeypatch.setattr(torch, "isfinite", counting_isfinite)
+    layer(torch.randn(6, 2, 8))
+    assert scans, "the training step scans its input"  # the counter sees the guard when it runs
+    scans.clear()
+    assert layer.eval()(_poisoned(float("nan"))).codes.shape == (6, 2)
+    assert scans == []
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
