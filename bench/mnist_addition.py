@@ -100,7 +100,7 @@ def reference_accuracy(config, prepared, workdir: Path, images_per_step: int) ->
 
 def contraction_ms(n: int = 15, batch: int = 64, repeats: int = 50, data: Path | None = None) -> float:
     """Forward + backward of the exact N-digit contraction for one batch, median milliseconds."""
-    config, base = experiment(n, 0, data, 1, 64)
+    config, base = experiment(n, 0, data, 1, 64, settings={"train.trap_restarts": 0, "train.trap_check_at": 0})
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "s.sqlite") as store:
         from pipelines.train_step import compile_knowledge, load_kg
 
