@@ -58,7 +58,8 @@ class TaskConfig:
     """What is learned: the dataset, the KG and the knowledge that labels tuples of inputs.
 
     ``dataset`` names a dataset of the registry (``neurosym/data/registry.py``: ``digits``, ``mnist``,
-    ``arrays``); ``data_path`` is its directory or file; ``test_fraction`` / ``split_seed`` split an
+    ``arrays``); ``data_path`` is its directory or file (left out for ``mnist``: the folder that
+    ``neurosym data fetch mnist`` fills); ``test_fraction`` / ``split_seed`` split an
     ``arrays`` file that holds no test set. The knowledge is either ``query`` (a ``.rq`` path or inline
     SPARQL: its first columns are the inputs' symbols, its last column the label; tuples of inputs
     are drawn at random, ``tuples_per_epoch`` per epoch, ``test_tuples`` held out) or a ``[task.knowledge]``
@@ -88,8 +89,8 @@ class TaskConfig:
             raise ConfigError(f"task.label_entity must contain '{{label}}', got {self.label_entity!r}")
         if self.tuples_per_epoch < 1 or self.test_tuples < 1:
             raise ConfigError("task.tuples_per_epoch and task.test_tuples must be >= 1")
-        if self.dataset in ("mnist", "arrays") and not self.data_path:
-            raise ConfigError(f"task.dataset = {self.dataset!r} needs task.data_path (its directory or file)")
+        if self.dataset == "arrays" and not self.data_path:
+            raise ConfigError("task.dataset = 'arrays' needs task.data_path (the .npz file)")
         if self.knowledge is not None and self.objective == "head":
             raise ConfigError("task.objective = 'head' needs a flat task.query, not a [task.knowledge] program")
 
