@@ -7,7 +7,14 @@ from __future__ import annotations
 
 
 class KGError(ValueError):
-    """A knowledge-store error caused by user input (file, query, run, entity, array)."""
+    """A knowledge-store error caused by user input (file, query, run, entity, array).
+
+    ``detail`` is what the message leaves out (e.g. a parser's whole report), for ``--debug``.
+    """
+
+    def __init__(self, message: str = "", detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class RDFParseError(KGError):

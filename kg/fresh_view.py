@@ -126,7 +126,7 @@ def _evaluate_in_child(store_dir: str, text: str, limits: QueryLimits) -> tuple[
         return None
     status, kind, payload = answer
     if status == "error":
-        raise engine_error(kind, payload, limits.max_rows)
+        raise engine_error(kind, payload, limits.max_rows, text, PREFIXES)
     return kind, payload
 
 

@@ -82,11 +82,15 @@ def timeout_message(timeout_s: float | None) -> str:
             "specific patterns) or allow more time (--timeout)")
 
 
-def engine_error(reason: str, message: str, max_rows: int | None) -> KGError:
+def engine_error(reason: str, message: str, max_rows: int | None, text: str = "",
+                 prefixes: dict[str, str] | None = None) -> KGError:
     """The project's error for an engine's ``("error", reason, message)`` answer (``kg/query_worker.py``):
-    ``reason`` is ``syntax``, ``rows`` (what was counted: rows or triples) or ``eval``."""
+    ``reason`` is ``syntax``, ``rows`` (what was counted: rows or triples) or ``eval``. A syntax error
+    is one line (``kg.sparql_errors``), which needs the query ``text`` and the engine's ``prefixes``."""
     if reason == "syntax":
-        return SparqlSyntaxError(f"SPARQL syntax {message}".replace("error at ", "error at line:column "))
+        from kg.sparql_errors import syntax_error
+
+        return syntax_error(text, message, prefixes or {})
     if reason == "rows":
         return ResultTooLargeError(f"result has more than {max_rows} {message}; add a LIMIT or narrow the query")
     return QueryEvaluationError(f"SPARQL evaluation failed: {message}")

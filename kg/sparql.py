@@ -176,7 +176,7 @@ def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict 
     options = {"prefixes": PREFIXES, **(options or {"use_default_graph_as_union": True})}
     status, kind, payload = runner.run(text, options, limits.max_rows, limits.timeout_s, prepare)
     if status == "error":
-        raise engine_error(kind, payload, limits.max_rows)
+        raise engine_error(kind, payload, limits.max_rows, text, PREFIXES)
     if kind == "ask":
         return SparqlResult(kind="ask", askanswer=payload)
     if kind == "graph":

@@ -34,6 +34,8 @@ class ErrorReportingGroup(click.Group):
                 return super().invoke(ctx)
         except USER_ERRORS as exc:
             if ctx.params.get("debug"):
+                if getattr(exc, "detail", None):  # what the one line left out, e.g. a parser's whole report
+                    click.echo(f"{exc}\nin full:\n{exc.detail}", err=True)
                 raise
             raise click.ClickException(str(exc) or type(exc).__name__) from None
 

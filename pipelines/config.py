@@ -1,7 +1,9 @@
 """The experiment config: one TOML file holds everything a run needs, and is saved with it.
 
-Relative paths in a config (KG files, query files) are looked up beside the config file first,
-then in the bundled ``data/`` folder, so ``kg = ["arithmetic.ttl"]`` works from anywhere.
+Relative paths in a config (KG files, query files, the dataset) are looked up beside the config file
+first, then in the working folder, then in the bundled data (``pipelines/bundled.py``), so
+``kg = ["arithmetic.ttl"]`` works from anywhere. A config path that is no file of the user's may name a
+bundled config (``mnist_addition.toml``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from neurosym.consistency import ConsistencyConfig
 from neurosym.gnn import LinkPredictionConfig
 from neurosym.model import ConceptConfig, ModelConfig
 from neurosym.train import TrainConfig
+from pipelines import bundled
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-DEFAULT_CONFIG = DATA_DIR / "configs" / "digits_addition.toml"
+#: The bundled data folder, found through importlib.resources (``pipelines/bundled.py``).
+DATA_DIR = bundled.root()
+DEFAULT_CONFIG = bundled.default_config()
 
 
 @dataclass
@@ -54,7 +58,8 @@ class TaskConfig:
     """What is learned: the dataset, the KG and the knowledge that labels tuples of inputs.
 
     ``dataset`` names a dataset of the registry (``neurosym/data/registry.py``: ``digits``, ``mnist``,
-    ``arrays``); ``data_path`` is its directory or file; ``test_fraction`` / ``split_seed`` split an
+    ``arrays``); ``data_path`` is its directory or file (left out for ``mnist``: the folder that
+    ``neurosym data fetch mnist`` fills); ``test_fraction`` / ``split_seed`` split an
     ``arrays`` file that holds no test set. The knowledge is either ``query`` (a ``.rq`` path or inline
     SPARQL: its first columns are the inputs' symbols, its last column the label; tuples of inputs
     are drawn at random, ``tuples_per_epoch`` per epoch, ``test_tuples`` held out) or a ``[task.knowledge]``
@@ -84,8 +89,8 @@ class TaskConfig:
             raise ConfigError(f"task.label_entity must contain '{{label}}', got {self.label_entity!r}")
         if self.tuples_per_epoch < 1 or self.test_tuples < 1:
             raise ConfigError("task.tuples_per_epoch and task.test_tuples must be >= 1")
-        if self.dataset in ("mnist", "arrays") and not self.data_path:
-            raise ConfigError(f"task.dataset = {self.dataset!r} needs task.data_path (its directory or file)")
+        if self.dataset == "arrays" and not self.data_path:
+            raise ConfigError("task.dataset = 'arrays' needs task.data_path (the .npz file)")
         if self.knowledge is not None and self.objective == "head":
             raise ConfigError("task.objective = 'head' needs a flat task.query, not a [task.knowledge] program")
 
@@ -178,14 +183,15 @@ class ExperimentConfig:
 
 
 def load_config(path: str | Path | None = None, **overrides) -> tuple[ExperimentConfig, Path]:
-    """Read an experiment config (the bundled digit-addition one by default).
+    """Read an experiment config (the bundled digit-addition one by default; a path that is no file may
+    name a bundled config, ``bundled.find``).
 
     ``overrides`` map dotted keys to values (``**{"train.epochs": 5}``; None values are skipped). They
     are merged into the file's data before it is validated, so an override is checked exactly like the
     same value in the file: an unknown key or a bad value is one ConfigError line naming it.
     Returns the config and the folder its relative paths resolve against.
     """
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+    path = bundled.local_or_bundled(path, "configs") if path is not None else DEFAULT_CONFIG
     data = read_toml(path)
     defaults = to_dict(ExperimentConfig())
     for key, value in overrides.items():
@@ -209,11 +215,12 @@ def merge_override(data: dict, defaults: dict, key: str, value) -> None:
 
 
 def resolve_path(name: str, base: Path | None = None) -> Path:
-    """A config-relative path: beside the config, else in the bundled data folder."""
+    """A config-relative path: beside the config, else in the working folder, else in the bundled data."""
     candidate = Path(name)
     if candidate.is_absolute():
         return candidate
     for folder in filter(None, (base, Path.cwd(), DATA_DIR)):
         if (folder / candidate).exists():
             return folder / candidate
-    raise ConfigError(f"{name}: file not found (looked beside the config, in {Path.cwd()} and in {DATA_DIR})")
+    raise ConfigError(f"{name}: file not found (looked beside the config, in {Path.cwd()} and in the bundled "
+                      f"data, {DATA_DIR})")

@@ -88,3 +88,21 @@ def write_prototype_mnist():
         return write_mnist_idx(folder, {"train": draw(train), "t10k": draw(test)})
 
     return write
+
+
+@pytest.fixture
+def write_tiny_mnist_pickle():
+    """Write a random ``mnist.pkl.gz`` of the (train, validation, test) layout to a path."""
+    import gzip
+    import pickle
+
+    import numpy as np
+
+    def write(path, train: int = 40, validation: int = 10, test: int = 10) -> None:
+        rng = np.random.default_rng(1)
+        parts = tuple((rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n))
+                      for n in (train, validation, test))
+        with gzip.open(path, "wb") as handle:
+            pickle.dump(parts, handle)
+
+    return write

@@ -4,11 +4,13 @@
 name       what                                                  needs
 =========  ====================================================  =================================
 digits     scikit-learn's bundled 8x8 digits, fixed split        nothing
-mnist      the 70,000 28x28 MNIST images, standard 60k / 10k     ``path``: a directory (IDX / pickle)
+mnist      the 70,000 28x28 MNIST images, standard 60k / 10k     ``path``: a directory (IDX / pickle),
+                                                                 else the cache ``neurosym data fetch`` fills
 arrays     a user's own ``.npz`` (images or feature vectors)     ``path``: the file
 =========  ====================================================  =================================
 
-Nothing is downloaded at run time.
+Nothing is downloaded at run time: ``neurosym data fetch mnist`` (``neurosym/data/download.py``) does
+that beforehand.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ def _digits(path: Path | None, test_fraction: float, seed: int):
 def _mnist(path: Path | None, test_fraction: float, seed: int):
     from neurosym.data.mnist import load_mnist
 
-    return load_mnist(_required(path, "mnist", "a directory holding the IDX files or mnist.pkl.gz"))
+    if path is None:
+        from neurosym.data.download import cache_dir
+
+        path = cache_dir("mnist")
+        if not path.is_dir():
+            raise ConfigError(f"dataset 'mnist': no task.data_path and nothing in the cache {path}; run "
+                              "'neurosym data fetch mnist' (or --from a local copy), or set task.data_path")
+    return load_mnist(path)
 
 
 def _arrays(path: Path | None, test_fraction: float, seed: int):

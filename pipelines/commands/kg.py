@@ -38,10 +38,16 @@ def _new_sqlite_file(store: str) -> Path | None:
               help="RDF format (default: from each file's extension).")
 @store_option
 def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store) -> None:
-    """Load RDF FILES (Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD) into the store: all files or nothing."""
+    """Load RDF FILES (Turtle, N-Triples, N-Quads, TriG, RDF/XML, JSON-LD) into the store: all files or nothing.
+
+    A name that is no file here may name a bundled KG file ('arithmetic.ttl'; 'neurosym data list').
+    """
     from kg.loading import IllTypedLiteralWarning
     from kg.rdf_view import ViewBusyError
     from kg.store import Store
+    from pipelines import bundled
+
+    files = tuple(path if path.is_file() else bundled.find(path) or path for path in files)
 
     created = _new_sqlite_file(store)
     try:
@@ -187,8 +193,8 @@ def _answer_from_fresh_view(store, text: str, limits, fmt: str) -> bool:
 
 @click.command("query")
 @click.argument("sparql", required=False)
-@click.option("-f", "--file", "query_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Read the query from this file.")
+@click.option("-f", "--file", "query_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read the query from this file (or a bundled query of this name: 'neurosym data list').")
 @click.option("--format", "fmt", default="table", show_default=True, type=ChoiceFrom("kg.plain_results", "RESULT_FORMATS"),
               help="table, SPARQL 1.1 results json/csv/tsv; turtle or nt for CONSTRUCT/DESCRIBE.")
 @click.option("--bind", "binds", multiple=True, metavar="NAME=VALUE",
@@ -209,6 +215,10 @@ def query(sparql: str | None, query_file: Path | None, fmt: str, binds: tuple[st
 
     if (sparql is None) == (query_file is None):
         raise click.UsageError("give the query either as an argument or with -f FILE")
+    if query_file is not None:
+        from pipelines import bundled
+
+        query_file = bundled.local_or_bundled(query_file, "queries")
     text = sparql if sparql is not None else query_file.read_text(encoding="utf-8")
     limits = QueryLimits(timeout_s=timeout_s, allow_service=allow_service)
     if not binds and _answer_from_fresh_view(store, text, limits, fmt):  # bindings are parsed by rdflib

@@ -114,16 +114,20 @@ def rules_group() -> None:
 
 
 @rules_group.command("apply")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--run", "run_id", type=int, default=None, help="Store run whose symbols the rules read (default: latest).")
 @click.option("--combine", type=click.Choice(["product", "min"]), default="product", show_default=True,
               help="Confidence of a derivation from its premises'.")
 @click.option("--max-iterations", type=int, default=100, show_default=True)
 @store_option
 def rules_apply(files, run_id, combine, max_iterations, store):
-    """Evaluate rule FILES to a fixpoint; derived triples go to one named graph per rule."""
+    """Evaluate rule FILES to a fixpoint; derived triples go to one named graph per rule (a name that is no
+    file here may name a bundled rule file: 'digits.rules')."""
     from kg.store import Store
+    from pipelines import bundled
     from pipelines.rules_step import apply_rules
+
+    files = [bundled.local_or_bundled(name, "rules") for name in files]
 
     with Store.open(store) as opened:
         outcome = apply_rules(opened, list(files), run_id, combine, max_iterations)

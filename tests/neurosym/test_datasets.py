@@ -43,7 +43,7 @@ def test_mnist_pickle_that_runs_code_is_refused(tmp_path):
         load_mnist(tmp_path)
 
 
-def test_mnist_bad_files_name_the_file(tmp_path, write_tiny_mnist):
+def test_mnist_bad_files_name_the_file(tmp_path, write_tiny_mnist, monkeypatch):
     with pytest.raises(ConfigError, match="no MNIST files"):
         load_mnist(tmp_path)
     write_tiny_mnist(tmp_path)
@@ -53,7 +53,8 @@ def test_mnist_bad_files_name_the_file(tmp_path, write_tiny_mnist):
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"PK\x03\x04 not idx")
     with pytest.raises(ConfigError, match="bad magic number"):
         load_mnist(tmp_path)
-    with pytest.raises(ConfigError, match="needs task.data_path"):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    with pytest.raises(ConfigError, match="no task.data_path and nothing in the cache .*neurosym data fetch mnist"):
         load_dataset("mnist")
 
 

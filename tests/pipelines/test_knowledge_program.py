@@ -80,8 +80,9 @@ def test_too_few_codes_for_the_symbols(store):
 def test_knowledge_config_checks_its_tables():
     with pytest.raises(ConfigError, match="task.knowledge.params.n': expected int"):
         KnowledgeConfig(relations={"r": "x"}, atoms=["r(?a)"], params={"n": "3"})
-    with pytest.raises(ConfigError, match="task.dataset = 'mnist' needs task.data_path"):
-        TaskConfig(dataset="mnist")
+    with pytest.raises(ConfigError, match="task.dataset = 'arrays' needs task.data_path"):
+        TaskConfig(dataset="arrays")
+    assert TaskConfig(dataset="mnist").data_path == ""  # MNIST without a path reads the fetched cache
 
 
 def test_three_digit_addition_pipeline_on_digits_encodes_aligns_and_queries(tmp_path, store):
@@ -153,7 +154,7 @@ def test_cli_trains_mnist_addition_from_idx_files_and_names_a_missing_directory(
     config = config.replace("trap_restarts = 2", "trap_restarts = 0").replace("trap_check_at = 1", "trap_check_at = 0")
     config = config.replace("trap_threshold = 0.5", "trap_threshold = 0.99")
     path = tmp_path / "tiny.toml"
-    path.write_text(config.replace('data_path = "mnist"', f'data_path = "{tmp_path}"'))
+    path.write_text(config.replace('dataset = "mnist"\n', f'dataset = "mnist"\ndata_path = "{tmp_path}"\n'))
     store = str(tmp_path / "s.sqlite")
     result = cli_runner.invoke(main, ["train", str(path), "--run-dir", str(tmp_path / "run"), "--store", store,
                                       "--device", "cpu"])
