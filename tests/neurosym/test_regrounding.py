@@ -17,6 +17,7 @@ from neurosym.group_task import GroupTask, label_groups
 from neurosym.regrounding import best_code_order, reorder_rows
 from neurosym.tasks import SymbolData
 from neurosym.train import TrainConfig, fit
+from concept_models import NamedConcepts  # noqa: E402  (tests/ is on sys.path)
 
 
 # Two near-symmetries of multi-digit addition that trap training: d -> d + 5 keeps every sum digit
@@ -80,19 +81,9 @@ def test_reordering_a_layer_renames_its_codes_and_the_optimizer_state(layer):
     assert checked >= 1
 
 
-class Misnamer(torch.nn.Module):
+def Misnamer(naming: list[int]) -> NamedConcepts:  # noqa: N802  (reads as the class it builds)
     """A concept model over one-hot symbol inputs ``[B, 10]`` whose readout starts misnamed."""
-
-    def __init__(self, naming: list[int]) -> None:
-        super().__init__()
-        self.concept = GumbelConcepts(10, 10)
-        with torch.no_grad():
-            self.concept.to_logits.weight.copy_(4.0 * F.one_hot(torch.tensor(naming), 10).float())
-            self.concept.to_logits.bias.zero_()
-
-    def encode(self, inputs):
-        slots = inputs.float().unsqueeze(1)
-        return slots, self.concept(slots)
+    return NamedConcepts(naming)
 
 
 def test_training_renames_a_misnamed_model_where_the_config_says(tmp_path, adder_chain):

@@ -9,31 +9,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neurosym.concepts.gumbel import GumbelConcepts
 from neurosym.errors import ConfigError
 from neurosym.group_task import GroupTask
 from neurosym.tasks import SymbolData
 from neurosym.train import TrainConfig, fit
 from neurosym.trap import TrapWarning, dropped_at_check
+from concept_models import NamedConcepts  # noqa: E402  (tests/ is on sys.path)
 
 IDENTITY = list(range(10))
 OFF_BY_ONE = [(d + 1) % 10 for d in range(10)]  # symbol d read as code d + 1: every sum off by two
 
 
-class Named(torch.nn.Module):
-    """A concept model over one-hot symbols ``[B, 10]`` whose readout starts with code ``naming[s]`` for
-    symbol s, confidently enough that a few small steps cannot rename it (a trap by construction)."""
-
-    def __init__(self, naming: list[int]) -> None:
-        super().__init__()
-        self.concept = GumbelConcepts(10, 10)
-        with torch.no_grad():
-            self.concept.to_logits.weight.copy_(8.0 * F.one_hot(torch.tensor(naming), 10).float())
-            self.concept.to_logits.bias.zero_()
-
-    def encode(self, inputs):
-        slots = inputs.float().unsqueeze(1)
-        return slots, self.concept(slots)
+def Named(naming: list[int]) -> NamedConcepts:  # noqa: N802  (reads as the class it builds)
+    """Code ``naming[s]`` for symbol s, confidently enough that a few small steps cannot rename it (a
+    trap by construction)."""
+    return NamedConcepts(naming, confidence=8.0)
 
 
 @pytest.fixture
