@@ -136,17 +136,20 @@ class GroupTask:
         with torch.no_grad():
             log_probs = encode_codes(model, self.train.inputs[groups.reshape(-1)], device)[1]
         model.train(was_training)
-        grouped = log_probs[:, 0, :].reshape(len(groups), self.arity, -1)  # (G, A, K)
+        predicted = self.predicted_labels(log_probs[:, 0, :].reshape(len(groups), self.arity, -1), device)
+        return float((predicted == labels).all(1).double().mean())
+
+    def predicted_labels(self, grouped: Tensor, device: torch.device) -> Tensor:
+        """The label of each group's most probable explanation: ``[G, A, K]`` -> ``[G, E]`` (on the CPU,
+        in chunks; the constraint goes back to ``device``)."""
         predicted = torch.cat([self.constraint.to("cpu").predict(part) for part in grouped.split(4096)])
         self.constraint.to(device)
-        return float((predicted == labels).all(1).double().mean())
+        return predicted
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         test_codes, test_log_probs = encode_codes(model, self.test.inputs, device)
         train_codes = encode_codes(model, self.train.inputs[:HUNGARIAN_INPUTS], device)[0][:, 0]
-        grouped = test_log_probs[:, 0, :][self.test_groups]  # (G, A, K)
-        predicted = torch.cat([self.constraint.to("cpu").predict(part) for part in grouped.split(4096)])
-        self.constraint.to(device)
+        predicted = self.predicted_labels(test_log_probs[:, 0, :][self.test_groups], device)  # from (G, A, K)
         mapping = hungarian_map(train_codes, self.train.symbols[:HUNGARIAN_INPUTS], self.num_codes, self.num_codes)
         return {
             "label_acc": float((predicted == self.test_labels).all(1).double().mean()),
