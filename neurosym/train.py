@@ -9,89 +9,24 @@ global RNG state is restored.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
+from neurosym.checkpoint import (CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, seed_everything,
+                                 set_rng_state, write_metrics_csv)
 from neurosym.config import dump_toml, to_dict
+from neurosym.distributed import average_gradients, broadcast_state, distributed_context
 from neurosym.errors import ConfigError, MemoryLimitError, NonFiniteError
 from neurosym.regrounding import reorder_rows
+from neurosym.train_config import TrainConfig
 from neurosym.trap import RESTART_SEED_STRIDE, Verdict, can_check, dropped_at_check, explained_share, verdict
 from neurosym.version import code_version
-
-CHECKPOINT_NAME = "checkpoint.pt"
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings (saved with every run)."""
-
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 3e-3
-    min_lr_fraction: float = 0.05
-    warmup_steps: int = 50
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = True
-    compile: bool = False
-    eval_every: int = 1
-    # Points (in epochs, e.g. 0.25 = a quarter into the first) where a query-labelled task renames the
-    # codes to the order that best explains its labels (neurosym.regrounding); [] = never.
-    reground_at: list[float] = field(default_factory=list)
-    # Best of several starts: probe_starts initialisations each train probe_epochs (a fraction of the
-    # first epoch, on the same batches); the one with the lowest training loss over the probe's second
-    # half goes on. 1 = the one start the seed gives.
-    probe_starts: int = 1
-    probe_epochs: float = 0.25
-    # The trap verdict (neurosym.trap): a run whose explanations reproduce less than trap_threshold of
-    # a slice of its training labels ends "trapped", with a warning. After epoch trap_check_at (0 = no
-    # check) a start that explains less than trap_check_threshold ** A of them (A inputs per group:
-    # what inputs each right with that probability would explain) is dropped and training starts over
-    # from a new initialisation, at most trap_restarts times.
-    trap_threshold: float = 0.5
-    trap_check_at: int = 0
-    trap_check_threshold: float = 0.9
-    trap_restarts: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
-        if self.probe_starts < 1:
-            raise ConfigError(f"train.probe_starts must be >= 1, got {self.probe_starts}")
-        if self.probe_starts > 1 and not 0 < self.probe_epochs <= 1:
-            raise ConfigError(f"train.probe_epochs must be in (0, 1] (a part of the first epoch), got {self.probe_epochs}")
-        for point in self.reground_at:
-            if not 0 < point <= self.epochs:
-                raise ConfigError(f"train.reground_at: {point} is not within the run's epochs (0, {self.epochs}]")
-        if not 0 < self.trap_threshold < 1:
-            raise ConfigError(f"train.trap_threshold must be in (0, 1) (a share of training labels), got {self.trap_threshold}")
-        if not 0 < self.trap_check_threshold < 1:
-            raise ConfigError(f"train.trap_check_threshold must be in (0, 1) (a rate per input), got {self.trap_check_threshold}")
-        if self.trap_restarts < 0:
-            raise ConfigError(f"train.trap_restarts must be >= 0, got {self.trap_restarts}")
-        if self.trap_restarts and not 0 < self.trap_check_at < self.epochs:
-            raise ConfigError(f"train.trap_check_at = {self.trap_check_at} does not fit a run of {self.epochs} epoch(s): "
-                              f"train.trap_restarts = {self.trap_restarts} needs a check after an epoch in "
-                              f"[1, epochs - 1], with training left after it (or set train.trap_restarts = 0)")
-        if self.trap_check_at and not self.trap_restarts:
-            raise ConfigError(f"train.trap_check_at = {self.trap_check_at} checks for nothing to do: set train.trap_restarts >= 1")
-
 
 class Task(Protocol):
     """What the loop needs from a learning problem."""
@@ -155,41 +90,6 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically: a crash leaves either the old checkpoint or the new one, never half of one."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise ConfigError(f"{path}: not a readable neurosym checkpoint ({exc})") from None
-
-
 def _lr_factor(step: int, total: int, config: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to ``min_lr_fraction``."""
     if step < config.warmup_steps:
@@ -208,68 +108,6 @@ def _make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device)
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=config.lr, fused=device.type == "cuda")
-
-
-def _write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
-    columns: list[str] = []
-    for row in history:
-        columns += [key for key in row if key not in columns]
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
-
-
-def distributed_context() -> tuple[int, int]:
-    """``(rank, world size)`` of the current ``torchrun`` process group, ``(0, 1)`` without one."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed() -> tuple[int, int]:
-    """Join the process group ``torchrun`` describes in the environment (no-op for one process).
-
-    Uses NCCL with one GPU per local rank when CUDA is present, gloo on CPU. Returns (rank, world).
-    """
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
-    return distributed_context()
-
-
-def _broadcast_state(model: nn.Module) -> None:
-    """Start every rank from rank 0's weights and buffers."""
-    import torch.distributed as dist
-
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        dist.broadcast(tensor.data, src=0)
-
-
-def _average_gradients(model: nn.Module, world: int) -> None:
-    """All-reduce every gradient in one flat buffer (tasks call ``model.encode``, which a DDP wrapper
-    would not see, so the averaging is explicit)."""
-    import torch.distributed as dist
-
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for grad in grads:
-        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
-        offset += grad.numel()
 
 
 def fit(
@@ -305,7 +143,7 @@ def fit(
     seed_everything(config.seed)
     model.to(device)
     if world > 1:
-        _broadcast_state(model)
+        broadcast_state(model)
     optimizer = _make_optimizer(model, config, device)
     steps_per_epoch = task.steps_per_epoch(config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -328,7 +166,7 @@ def fit(
             raise ConfigError(f"{checkpoint_path}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         start_epoch, history, elapsed = state["epoch"], state["history"], state["train_seconds"]
         attempt, dropped = state.get("attempt", 0), state.get("dropped_shares", [])
     step_model = model
@@ -421,12 +259,12 @@ def fit(
             continue
         save_checkpoint(checkpoint_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(), "epoch": epoch + 1, "history": history, "train_seconds": elapsed,
+            "rng": rng_state(), "epoch": epoch + 1, "history": history, "train_seconds": elapsed,
             "attempt": attempt, "dropped_shares": dropped,
             "config": to_dict(run_config) if run_config is not None and not isinstance(run_config, dict) else run_config,
             "code_version": code_version(),
         })
-        _write_metrics_csv(run_dir / "metrics.csv", history)
+        write_metrics_csv(run_dir / "metrics.csv", history)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
         epoch += 1
@@ -466,7 +304,7 @@ def _train_step(model: nn.Module, step_model: nn.Module, task: Task, batch: Any,
             raise
         raise _memory_error(exc, batch, config, device) from None
     if world > 1:
-        _average_gradients(model, world)
+        average_gradients(model, world)
     if config.grad_clip:
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
@@ -495,7 +333,7 @@ def _best_start(model: nn.Module, restart, task: Task, config: TrainConfig, devi
             seed_everything(config.seed + PROBE_SEED_STRIDE * start)
             candidate = restart().to(device)
             if world > 1:
-                _broadcast_state(candidate)
+                broadcast_state(candidate)
         optimizer = _make_optimizer(candidate, config, device)
         scheduler = _make_scheduler(optimizer, total_steps, config)
         step_model = torch.compile(candidate) if config.compile else candidate
@@ -529,7 +367,7 @@ def _fresh_start(model: nn.Module, restart: Callable[[], nn.Module], config: Tra
     seed_everything(config.seed + RESTART_SEED_STRIDE * attempt)
     model.load_state_dict(restart().state_dict())
     if world > 1:
-        _broadcast_state(model)
+        broadcast_state(model)
     optimizer = _make_optimizer(model, config, device)
     return optimizer, _make_scheduler(optimizer, total_steps, config)
 

@@ -33,7 +33,7 @@ def train_on_every_rank(config: ExperimentConfig, base: Path | None, open_store:
                         run_dir: str | Path, resume: bool = True) -> RunResult | None:
     """Join the ``torchrun`` process group (if any) and train; returns the run's result on rank 0, None
     on the other ranks. ``open_store()`` opens the store and is called on rank 0 only."""
-    from neurosym.train import init_distributed
+    from neurosym.distributed import init_distributed
 
     rank, world = init_distributed()
     if world > 1 and config.train.device.startswith("cuda"):

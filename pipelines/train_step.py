@@ -13,14 +13,16 @@ import torch
 from kg import vocab
 from kg.graph import RelationalGraph
 from kg.store import Store
+from neurosym.checkpoint import seed_everything
 from neurosym.data.digits import random_affine, random_shift
 from neurosym.data.registry import load_dataset
 from neurosym.data.tuples import labelled_tuples
+from neurosym.distributed import distributed_context
 from neurosym.errors import ConfigError
 from neurosym.group_task import GroupTask, group_indices, label_groups
 from neurosym.model import ConceptTransformer, TupleClassifier
 from neurosym.tasks import RelationTask, SupervisedTask, SymbolData, TupleHeadTask
-from neurosym.train import TrainResult, distributed_context, fit, seed_everything
+from neurosym.train import TrainResult, fit
 from pipelines.config import ExperimentConfig, resolve_path
 from pipelines.knowledge import Relation, dataset_symbols, relation_from_store
 from pipelines.knowledge_program import Program, program_from_store
