@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kg.store import Store  # noqa: E402
-from kg.vocab import ARITH, input_iri  # noqa: E402
+from kg.rdf.vocab import ARITH, input_iri  # noqa: E402
 from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 _spec = importlib.util.spec_from_file_location("bench_store", ROOT / "bench" / "store.py")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from rdflib import URIRef
 
-from kg import vocab
+from kg.rdf import vocab
 from kg.store import Store
 from neurosym.version import code_version
 from pipelines.align_step import align

@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kg.rules import evaluate, load_rules  # noqa: E402
+from kg.rules.engine import evaluate, load_rules  # noqa: E402
 from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"

@@ -14,13 +14,13 @@ At ``--compare-n`` (100 000) and at ``--n``, under the key of each size in ``siz
 exists), ``rdf_build_seconds`` (``Store.rebuild_rdf``), ``p50_ms`` the store's SQL answer functions
 (``count_inputs_in_class`` / ``concept_counts`` / ``top_inputs``), ``sparql_p50_ms`` the SPARQL
 text through ``Store.sparql`` (the general path of ``neurosym query`` and the endpoint: translated to
-SQL where ``kg/sparql_sql.py`` can, else Oxigraph), ``oxigraph_p50_ms`` the same text on Oxigraph
+SQL where ``kg/query/sql/translate.py`` can, else Oxigraph), ``oxigraph_p50_ms`` the same text on Oxigraph
 alone, and ``peak_rss_mb`` of this process so far. At ``--compare-n`` the queries also run on
 rdflib's in-memory ``Graph``; every answer is asserted equal to SQL's and rdflib's.
 ``cli_one_row_seconds``, ``cli_ask_seconds``, ``cli_version_seconds``: median wall time of 5 runs of
 ``neurosym query`` asking for one input's concept on the small store, of ``neurosym query 'ASK {}'`` and
 of ``neurosym --version``; ``cli_query_imports``: which of SQLAlchemy, rdflib and torch the query
-imported (none: the view is current, ``kg/fresh_view.py`` answers). Prints and writes one JSON object.
+imported (none: the view is current, ``kg/query/fresh_view.py`` answers). Prints and writes one JSON object.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from rdflib import Graph, Literal, URIRef
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kg.sparql import run_query  # noqa: E402
+from kg.query.evaluate import run_query  # noqa: E402
 from kg.store import Store  # noqa: E402
-from kg.vocab import ARITH, PREFIXES  # noqa: E402
+from kg.rdf.vocab import ARITH, PREFIXES  # noqa: E402
 from _output import emit  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 K = 64
@@ -152,7 +152,7 @@ def measure(path: Path, n: int, repeat: int, oxigraph_repeat: int) -> tuple[Stor
 def cli_seconds(path: Path, runs: int = 5) -> dict:
     """Median wall times of ``neurosym query`` asking one input's concept (a one-row answer), of
     ``neurosym query 'ASK {}'`` and of ``neurosym --version``, and whether the query imported SQLAlchemy or
-    rdflib (it should not: the store's view is current, so ``kg/fresh_view.py`` answers it)."""
+    rdflib (it should not: the store's view is current, so ``kg/query/fresh_view.py`` answers it)."""
     one_row = "SELECT ?e WHERE { <https://w3id.org/neurosym/input/synthetic/test/0> ns:hasConcept ?e }"
     cli = [sys.executable, "-m", "pipelines.cli"]
     # Bytecode as an installed package has it: the first run writes it, even where the caller's

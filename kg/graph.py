@@ -31,7 +31,7 @@ import torch
 from rdflib import BNode, Graph, Literal as RDFLiteral, URIRef
 from torch import Tensor
 
-from kg import vocab
+from kg.rdf import vocab
 from kg.errors import KGError, UnknownEntityError
 
 if TYPE_CHECKING:

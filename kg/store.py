@@ -6,7 +6,7 @@
 
 A path opens (and creates) a SQLite file in WAL mode with foreign keys on, its RDF view in the directory
 beside it (``runs/neurosym.oxigraph/``); any other SQLAlchemy URL (``postgresql://...`` uses psycopg 3,
-the ``postgres`` extra) works unchanged, with its view persisted under ``view_dir`` (see ``kg.engine``).
+the ``postgres`` extra) works unchanged, with its view persisted under ``view_dir`` (see ``kg.sql.engine``).
 Every write bumps the write counter of the named graph it touches, in the same transaction; ``sparql``
 first brings those graphs of the view up to date. Runs are written incomplete and hidden until their
 writer finishes them (``writing_run``), so a killed command never leaves half a run in sight.
@@ -25,15 +25,16 @@ from rdflib.term import Node
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from kg import answers, loading, symbols, vocab
-from kg.derive import VOCABULARY, graph_tail, kg_lines, run_lines
-from kg.engine import connect, default_view_dir, store_url
+from kg.rdf import vocab
+from kg.sql import answers, loading, symbols
+from kg.sql.derive import VOCABULARY, graph_tail, kg_lines, run_lines
+from kg.sql.engine import connect, default_view_dir, store_url
 from kg.errors import KGError
-from kg.rdf_io import output_format, serialize_lines, to_ox
-from kg.rdf_view import RdfView
-from kg.schema import SCHEMA_VERSION, Base, Entity, GraphVersion, Meta, Run, Triple, migrate
-from kg.sparql import QueryLimits, SparqlResult, run_query
-from kg.writes import as_array, bump, check_run
+from kg.rdf.terms import output_format, serialize_lines, to_ox
+from kg.view.rdf_view import RdfView
+from kg.sql.schema import SCHEMA_VERSION, Base, Entity, GraphVersion, Meta, Run, Triple, migrate
+from kg.query.evaluate import QueryLimits, SparqlResult, run_query
+from kg.sql.writes import as_array, bump, check_run
 
 #: Rows per batch in bulk writes.
 DEFAULT_BATCH = 50_000
@@ -291,9 +292,9 @@ class Store:
         ``bindings`` maps variable names to values (rdflib terms, or Python str/int/float/bool as
         literals; pass ``URIRef`` for IRIs); they are substituted, never pasted into the text. All
         project prefixes (``ns:``, ``arith:``, ``skos:``, ...) are predeclared. ``limits`` bound its size,
-        nesting, time and SERVICE calls (default ``QueryLimits()``: 60 s, no SERVICE; see kg/query_guard.py).
+        nesting, time and SERVICE calls (default ``QueryLimits()``: 60 s, no SERVICE; see kg/query/guard.py).
         With ``auto_sync`` the view is synced with SQL first, but only for a query the view answers: one
-        that ``kg.sparql_sql`` translates reads SQL, which is always current, so right after a large
+        that ``kg.query.sql.translate`` translates reads SQL, which is always current, so right after a large
         write it answers without waiting for the view (a 1M-assignment run takes about a minute to load).
         """
         prepare = self.sync_rdf if self.auto_sync else None

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from kg.graph import RelationalGraph, curried_relation, curried_triples, from_store
 from kg.store import Store
-from kg.vocab import NS
+from kg.rdf.vocab import NS
 from neurosym.consistency import ConsistencyConfig, ConsistencyTask, curried_table, geometry_table, holds_table
 from neurosym.errors import ConfigError
 from neurosym.gnn import (

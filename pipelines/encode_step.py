@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from kg.store import Store
-from kg.vocab import GRAPH_BASE, NS, input_iri
+from kg.rdf.vocab import GRAPH_BASE, NS, input_iri
 from neurosym.config import to_dict
 from neurosym.errors import ConfigError
 from neurosym.tasks import encode_codes

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from kg.store import Store
-from kg.vocab import PREFIXES
+from kg.rdf.vocab import PREFIXES
 from neurosym.errors import ConfigError
 from neurosym.query_constraint import Factor, QueryConstraint
 from pipelines.knowledge import natural_key

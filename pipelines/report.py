@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure  # a Figure renders with the Agg backend; no pyplot state, no display
-from kg import answers
+from kg.sql import answers
 from kg.store import Store
 
 CURVE_PANELS = {

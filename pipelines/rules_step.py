@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kg.rule_facts import rule_facts
-from kg.rules import RuleSet, evaluate, load_rules
+from kg.rules.facts import rule_facts
+from kg.rules.engine import RuleSet, evaluate, load_rules
 from kg.store import Store
-from kg.vocab import GRAPH_BASE
+from kg.rdf.vocab import GRAPH_BASE
 
 
 @dataclass

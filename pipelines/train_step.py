@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from kg import vocab
+from kg.rdf import vocab
 from kg.graph import RelationalGraph
 from kg.store import Store
 from neurosym.checkpoint import seed_everything

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kg.vocab import ARITH
+from kg.rdf.vocab import ARITH
 
 ARITHMETIC = Path(__file__).resolve().parents[1] / "data" / "arithmetic.ttl"
 

@@ -54,7 +54,7 @@ def test_readme_pipeline_example_runs(in_project_copy, monkeypatch, capsys):
     assert (in_project_copy / "runs" / "addition-seed1" / "result.json").exists()
     # The SPARQL answer as a table, LIMIT 3: three inputs, each one the store says shows n7.
     from kg.store import Store
-    from kg.vocab import PREFIXES
+    from kg.rdf.vocab import PREFIXES
 
     table = re.search(r"\nx\n-+\n((?:.*\n)*?)\((\d+) rows?\)\n", printed)
     assert table, printed

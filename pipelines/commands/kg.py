@@ -25,7 +25,7 @@ def kg_group() -> None:
 
 def _new_sqlite_file(store: str) -> Path | None:
     """The SQLite file ``store`` names if it does not exist yet (so that a failed load can remove it)."""
-    from kg.engine import store_url
+    from kg.sql.engine import store_url
 
     _, sqlite_file = store_url(store)
     return sqlite_file if sqlite_file is not None and not sqlite_file.exists() else None
@@ -34,7 +34,7 @@ def _new_sqlite_file(store: str) -> Path | None:
 @kg_group.command("load")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--graph", default=None, help="Named graph IRI for default-graph triples (default graph:kg).")
-@click.option("--format", "fmt", default=None, type=ChoiceFrom("kg.loading", "FORMATS"),
+@click.option("--format", "fmt", default=None, type=ChoiceFrom("kg.sql.loading", "FORMATS"),
               help="RDF format (default: from each file's extension).")
 @store_option
 def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store) -> None:
@@ -42,8 +42,8 @@ def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store) -> 
 
     A name that is no file here may name a bundled KG file ('arithmetic.ttl'; 'neurosym data list').
     """
-    from kg.loading import IllTypedLiteralWarning
-    from kg.rdf_view import ViewBusyError
+    from kg.sql.loading import IllTypedLiteralWarning
+    from kg.view.rdf_view import ViewBusyError
     from kg.store import Store
     from pipelines import bundled
 
@@ -76,7 +76,7 @@ def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store) -> 
 
 
 @kg_group.command("export")
-@click.option("--format", "fmt", default="turtle", show_default=True, type=ChoiceFrom("kg.rdf_io", "OUTPUT_FORMATS"),
+@click.option("--format", "fmt", default="turtle", show_default=True, type=ChoiceFrom("kg.rdf.terms", "OUTPUT_FORMATS"),
               help="turtle/nt: one graph; nquads/trig: named graphs kept.")
 @click.option("--run", "run_id", type=int, default=None, help="Export only this run's graph.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -152,7 +152,7 @@ def prune_runs(store) -> None:
 
 
 def _sync_or_say(st) -> None:
-    from kg.rdf_view import ViewBusyError
+    from kg.view.rdf_view import ViewBusyError
 
     try:
         st.sync_rdf()
@@ -167,7 +167,7 @@ def _parse_binding(text: str):
     from rdflib import Graph
     from rdflib.util import from_n3
 
-    from kg.rdf_io import bind_prefixes
+    from kg.rdf.terms import bind_prefixes
 
     nsm = bind_prefixes(Graph()).namespace_manager
     try:
@@ -177,17 +177,17 @@ def _parse_binding(text: str):
 
 
 def _answer_from_fresh_view(store, text: str, limits, fmt: str) -> bool:
-    """Print the answer of a SQLite store's current RDF view without opening the store (``kg.fresh_view``:
+    """Print the answer of a SQLite store's current RDF view without opening the store (``kg.query.fresh_view``:
     no SQLAlchemy, rdflib or worker process, a fraction of the start-up time); False where the full
     path must answer."""
-    from kg import fresh_view, plain_results
+    from kg.query import fresh_view, plain_formats
 
-    if fmt not in plain_results.PLAIN_FORMATS:
+    if fmt not in plain_formats.PLAIN_FORMATS:
         return False  # graph formats (and their errors) are rdflib's
     answered = fresh_view.answer(store, text, limits, getattr(store, "view_dir", None))
     if answered is None:
         return False
-    click.echo(plain_results.serialize(*answered, fmt), nl=False)
+    click.echo(plain_formats.serialize(*answered, fmt), nl=False)
     return True
 
 
@@ -195,7 +195,7 @@ def _answer_from_fresh_view(store, text: str, limits, fmt: str) -> bool:
 @click.argument("sparql", required=False)
 @click.option("-f", "--file", "query_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read the query from this file (or a bundled query of this name: 'neurosym data list').")
-@click.option("--format", "fmt", default="table", show_default=True, type=ChoiceFrom("kg.plain_results", "RESULT_FORMATS"),
+@click.option("--format", "fmt", default="table", show_default=True, type=ChoiceFrom("kg.query.plain_formats", "RESULT_FORMATS"),
               help="table, SPARQL 1.1 results json/csv/tsv; turtle or nt for CONSTRUCT/DESCRIBE.")
 @click.option("--bind", "binds", multiple=True, metavar="NAME=VALUE",
               help="Bind ?NAME to an RDF term in N3 syntax (arith:n7, 0.9, '\"x\"@en'); repeatable.")
@@ -211,7 +211,7 @@ def query(sparql: str | None, query_file: Path | None, fmt: str, binds: tuple[st
     Works beside a running 'neurosym serve' on the same store while its view is current. On a SQLite
     store whose view is current, the view answers without the store being opened (see docs/store.md).
     """
-    from kg.query_guard import QueryLimits
+    from kg.query.guard import QueryLimits
 
     if (sparql is None) == (query_file is None):
         raise click.UsageError("give the query either as an argument or with -f FILE")

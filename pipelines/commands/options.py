@@ -21,7 +21,7 @@ VIEW_DIR_HELP = ("Folder of the store's RDF view (env NEUROSYM_VIEW_DIR; default
 
 
 class ChoiceFrom(click.Choice):
-    """A ``click.Choice`` over the names a library module defines (``ChoiceFrom("kg.plain_results",
+    """A ``click.Choice`` over the names a library module defines (``ChoiceFrom("kg.query.plain_formats",
     "RESULT_FORMATS")``), read when the option is first shown or used rather than at start-up."""
 
     def __init__(self, module: str, name: str) -> None:
@@ -42,8 +42,8 @@ def _remember_view_dir(ctx: click.Context, _param, value):
 
 def resolve_store(ctx: click.Context, _param, value):
     """The store named after the subcommand, else before it (``neurosym --store X kg load``), else the
-    environment, else the default; it carries ``--view-dir`` along (a ``kg.store_location.StoreLocation``)."""
-    from kg.store_location import StoreLocation
+    environment, else the default; it carries ``--view-dir`` along (a ``kg.sql.location.StoreLocation``)."""
+    from kg.sql.location import StoreLocation
 
     root = ctx.find_root()
     target = value or root.params.get("store") or os.environ.get("NEUROSYM_STORE") or DEFAULT_STORE

@@ -31,7 +31,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def serve_command(store, host, port, timeout_s, max_rows, max_body, workers, backlog, allow_service, allow_updates,
                   token, quiet):
     """Serve the store's RDF view as a SPARQL 1.1 Protocol endpoint (read-only by default)."""
-    from kg.endpoint import EndpointConfig, SparqlEndpoint
+    from kg.endpoint.server import EndpointConfig, SparqlEndpoint
     from kg.store import Store
 
     if allow_updates and not token:

@@ -19,10 +19,10 @@ from rdflib.compare import isomorphic
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import JSON, POST, SPARQLWrapper
 
-from kg.endpoint import EndpointConfig, SparqlEndpoint, negotiate
+from kg.endpoint.server import EndpointConfig, SparqlEndpoint, negotiate
 from kg.errors import KGError
 from kg.store import Store
-from kg.vocab import ARITH, NS
+from kg.rdf.vocab import ARITH, NS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "data" / "queries").glob("0*.rq"))

@@ -1,6 +1,6 @@
-"""`neurosym query` answered from a SQLite store's current RDF view (kg/fresh_view.py): the same bytes as
+"""`neurosym query` answered from a SQLite store's current RDF view (kg/query/fresh_view.py): the same bytes as
 the full path for every query and format it takes, the full path wherever the view is behind SQL, the
-same one-line errors and limits; and the plain-term writers (kg/plain_results.py) against rdflib's."""
+same one-line errors and limits; and the plain-term writers (kg/query/plain_formats.py) against rdflib's."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 from rdflib import BNode, Graph, Literal, URIRef
 
-from kg import fresh_view, plain_results
-from kg.query_guard import QueryLimitError, QueryLimits
-from kg.rdf_io import bind_prefixes
-from kg.sparql import SparqlResult, _term
+from kg.query import fresh_view, plain_formats
+from kg.query.guard import QueryLimitError, QueryLimits
+from kg.rdf.terms import bind_prefixes
+from kg.query.evaluate import SparqlResult, _term
 from kg.store import Store
-from kg.vocab import ARITH, NS, PREFIXES
+from kg.rdf.vocab import ARITH, NS, PREFIXES
 
 ROOT = Path(__file__).resolve().parents[2]
 ARITHMETIC = ROOT / "data" / "arithmetic.ttl"
@@ -79,7 +79,7 @@ def test_fresh_view_writes_what_the_full_path_writes(fresh_store, name):
     answered = fresh_view.answer(str(fresh_store), QUERIES[name], QueryLimits())
     assert answered is not None, "the fresh view should answer this query itself"
     for fmt in FORMATS:
-        assert plain_results.serialize(*answered, fmt) == full_path(fresh_store, QUERIES[name], fmt), fmt
+        assert plain_formats.serialize(*answered, fmt) == full_path(fresh_store, QUERIES[name], fmt), fmt
 
 
 def test_cli_output_is_the_full_path_s(cli, fresh_store):
@@ -91,7 +91,7 @@ def test_cli_output_is_the_full_path_s(cli, fresh_store):
 
 
 @pytest.mark.parametrize("query", [
-    "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e } ORDER BY ?i",  # in kg.sparql_sql's subset: SQL answers it
+    "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e } ORDER BY ?i",  # in kg.query.sql.translate's subset: SQL answers it
     "CONSTRUCT { ?n a arith:Prime } WHERE { ?n a arith:Prime }",  # a graph: rdflib writes it
     "DESCRIBE arith:n7",
 ])
@@ -189,9 +189,9 @@ def children() -> list[int]:
 
 # -- the light copies agree with what they copy ----------------------------------------------------------
 def test_copies_agree_with_their_sources():
-    from kg.derive import VOCABULARY
-    from kg.schema import SCHEMA_VERSION
-    from kg.vocab import ARITH, GRAPH_BASE, INPUT_BASE, NS, RUN_BASE
+    from kg.sql.derive import VOCABULARY
+    from kg.sql.schema import SCHEMA_VERSION
+    from kg.rdf.vocab import ARITH, GRAPH_BASE, INPUT_BASE, NS, RUN_BASE
     from rdflib.namespace import OWL, PROV, RDF, RDFS, SKOS, XSD
 
     assert fresh_view.SCHEMA_VERSION == SCHEMA_VERSION
@@ -200,11 +200,11 @@ def test_copies_agree_with_their_sources():
                         "rdf": str(RDF), "rdfs": str(RDFS), "owl": str(OWL), "xsd": str(XSD), "skos": str(SKOS),
                         "prov": str(PROV)}
     bound = {str(iri): prefix for prefix, iri in bind_prefixes(Graph()).namespaces()}
-    assert bound == plain_results.BOUND
+    assert bound == plain_formats.BOUND
 
 
 IRIS = [
-    *(base + local for base in [*PREFIXES.values(), *plain_results.RDFLIB_DEFAULT_PREFIXES.values(), "http://e.org/x/"]
+    *(base + local for base in [*PREFIXES.values(), *plain_formats.RDFLIB_DEFAULT_PREFIXES.values(), "http://e.org/x/"]
       for local in ("a", "n7", "7", "a-b.c", "a_b", "_x", "é", "x%20y", "a(b)", "", "a/b", "1/code/3", "a#b", "·x", "x·")),
     "urn:isbn:0451450523", "http://www.w3.org/XML/1998/namespacelang", "http://e.org/x y", "http://e.org/{x}",
     "https://w3id.org/neurosym/input/digits/test/k3", "mailto:someone@example.org", "http://e.org/Ωmega", "http://e.org/ǅ",
@@ -218,7 +218,7 @@ def test_table_prefixes_iris_as_rdflib_does():
             expected = graph.namespace_manager.normalizeUri(URIRef(iri))
         except Exception:
             expected = f"<{iri}>"
-        assert plain_results.short_iri(iri) == expected, iri
+        assert plain_formats.short_iri(iri) == expected, iri
 
 
 def test_plain_writers_match_rdflib_s():
@@ -234,9 +234,9 @@ def test_plain_writers_match_rdflib_s():
         warnings.simplefilter("ignore")
         full = SparqlResult(kind="select", vars=["a", "b", "c"], rows=[tuple(map(_term, row)) for row in rows])
         for fmt in FORMATS:
-            assert plain_results.serialize("select", (["a", "b", "c"], rows), fmt) == full.serialize(fmt), fmt
+            assert plain_formats.serialize("select", (["a", "b", "c"], rows), fmt) == full.serialize(fmt), fmt
     for answer in (True, False):
         for fmt in FORMATS:
-            assert plain_results.serialize("ask", answer, fmt) == SparqlResult(kind="ask", askanswer=answer).serialize(fmt)
+            assert plain_formats.serialize("ask", answer, fmt) == SparqlResult(kind="ask", askanswer=answer).serialize(fmt)
     assert isinstance(_term(("b", "b0")), BNode)
 

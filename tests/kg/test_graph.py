@@ -9,7 +9,7 @@ from rdflib import RDF, RDFS, Graph, Literal, URIRef
 
 from kg.errors import KGError
 from kg.graph import curried_triples, from_rdflib, from_store
-from kg.vocab import ARITH, NS
+from kg.rdf.vocab import ARITH, NS
 
 ARITHMETIC = Path(__file__).resolve().parents[2] / "data" / "arithmetic.ttl"
 RELATIONS = [str(NS.successor), str(NS.lessThan)]

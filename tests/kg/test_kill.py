@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = r"""
 import sys
 
-from kg import loading, rdf_view, symbols, writes
+from kg.sql import loading, symbols, writes
+from kg.view import rdf_view
 
 hold, seen = sys.argv[1], {}
 

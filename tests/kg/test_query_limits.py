@@ -14,9 +14,9 @@ import pytest
 from rdflib import Literal, URIRef
 
 from kg.errors import ReadOnlyQueryError, SparqlSyntaxError
-from kg.query_guard import QueryLimitError, QueryLimits, ServiceRefusedError, check_query
-from kg.query_workers import PACKAGE_PARENT, QueryCrashError, QueryRunner, QueryTimeoutError, runner_for
-from kg.vocab import ARITH, PREFIXES
+from kg.query.guard import QueryLimitError, QueryLimits, ServiceRefusedError, check_query
+from kg.query.worker_pool import PACKAGE_PARENT, QueryCrashError, QueryRunner, QueryTimeoutError, runner_for
+from kg.rdf.vocab import ARITH, PREFIXES
 
 SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"  # 696^4 rows, one answer
 UNIONS = "SELECT * WHERE { " + " UNION ".join(["{ ?s ?p ?o }"] * 10_000) + " }"  # SIGSEGV in Oxigraph unguarded
@@ -92,7 +92,7 @@ def test_service_to_an_allowed_host_only(run_store, listener):
 
 
 def _isolation_works() -> bool:
-    probe = "from kg.query_worker import isolate_network; import sys; sys.exit(0 if isolate_network() else 1)"
+    probe = "from kg.query.worker import isolate_network; import sys; sys.exit(0 if isolate_network() else 1)"
     return subprocess.run([sys.executable, "-c", probe], cwd=PACKAGE_PARENT).returncode == 0
 
 

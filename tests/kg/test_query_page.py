@@ -11,8 +11,8 @@ import shutil
 import numpy as np
 import pytest
 
-from kg.endpoint import EndpointConfig, SparqlEndpoint
-from kg.query_examples import example_queries
+from kg.endpoint.server import EndpointConfig, SparqlEndpoint
+from kg.endpoint.examples import example_queries
 
 LIBRARY_KG = """
 @prefix ex: <https://example.org/library#> .

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kg.rules import Atom, Const, RuleError, Var, evaluate, load_rules, parse_rules
+from kg.rules.engine import Atom, Const, RuleError, Var, evaluate, load_rules, parse_rules
 
 EX = "http://example.org/"
 NS = "https://w3id.org/neurosym/vocab#"

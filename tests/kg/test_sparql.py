@@ -10,8 +10,8 @@ import pytest
 from rdflib import Literal, URIRef
 
 from kg.errors import ReadOnlyQueryError, SparqlSyntaxError
-from kg.sparql import inject_bindings
-from kg.vocab import ARITH
+from kg.query.evaluate import inject_bindings
+from kg.rdf.vocab import ARITH
 
 ADDITION = "SELECT ?a ?b ?s WHERE { ?f ns:addend1 ?a ; ns:addend2 ?b ; ns:sum ?s }"
 

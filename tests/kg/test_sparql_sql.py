@@ -1,4 +1,4 @@
-"""SPARQL answered in SQL (kg/sparql_sql.py) equals Oxigraph's answer, on random stores.
+"""SPARQL answered in SQL (kg/query/sql/translate.py) equals Oxigraph's answer, on random stores.
 
 Each store is random: several runs (one left incomplete), shared and own inputs, up to three slots, top-k
 ranks, codes left unaligned, two alignment methods, confidences at the edges of their lexical forms
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from rdflib import Literal, URIRef
 
-from kg import sparql_sql, sql_terms
-from kg.sparql import inject_bindings, run_query
-from kg.vocab import ARITH, PREFIXES, assignment_iri
+from kg.query.sql import terms, translate
+from kg.query.evaluate import inject_bindings, run_query
+from kg.rdf.vocab import ARITH, PREFIXES, assignment_iri
 from store_backends import BOTH_BACKENDS
 
 CLASSES = ["Prime", "Odd", "Even", "Number", "Digit", "Composite"]
@@ -83,7 +83,7 @@ def test_sql_answers_equal_oxigraph_on_random_stores(kg_store, seed):
         for query, bindings, ordered in queries(rng):
             fast = kg_store.sparql(query, bindings)
             slow = run_query(kg_store.view, query, bindings)
-            translated = sparql_sql.answer(kg_store.engine, inject_bindings(query, bindings), PREFIXES)
+            translated = translate.answer(kg_store.engine, inject_bindings(query, bindings), PREFIXES)
             # A lookup of one input is left to Oxigraph (one index seek); every other shape is translated.
             assert (translated is None) == ("i" in bindings), query
             assert fast.vars == slow.vars, query
@@ -102,7 +102,7 @@ def test_double_lexical_matches_oxigraph():
     for i, v in enumerate(values):
         store.add(ox.Quad(ox.NamedNode(f"http://x/{i}"), ox.NamedNode("http://p"), ox.Literal(repr(v), datatype=xsd_double)))
     printed = {int(r["s"].value.rsplit("/", 1)[1]): r["o"].value for r in store.query("SELECT ?s ?o WHERE { ?s ?p ?o }")}
-    assert [sql_terms.double_lexical(v) for v in values] == [printed[i] for i in range(len(values))]
+    assert [terms.double_lexical(v) for v in values] == [printed[i] for i in range(len(values))]
 
 
 TINY = "https://w3id.org/neurosym/input/digits/test/k"
@@ -135,7 +135,7 @@ def primes():
 def test_queries_outside_the_subset_fall_back_to_oxigraph(run_store, query, expected):
     """Outside the subset, ``Store.sparql`` answers from the view; the answer is the one the tiny run
     and the KG file call for (worked out here, not asked of Oxigraph a second time)."""
-    assert sparql_sql.answer(run_store.engine, query, PREFIXES) is None
+    assert translate.answer(run_store.engine, query, PREFIXES) is None
     result = run_store.sparql(query)
     names = [str(v) for v in result.vars]
     columns = [names.index(v) for v in ("a", "i", "e", "n", "r") if v in names]  # SELECT * in a fixed order
@@ -155,7 +155,7 @@ def test_a_translated_query_answers_from_sql_without_waiting_for_the_view(run_st
     behind = stale()
     assert behind[0]
     translated = "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e }"
-    assert sparql_sql.answer(run_store.engine, translated, PREFIXES) is not None
+    assert translate.answer(run_store.engine, translated, PREFIXES) is not None
     rows = run_store.sparql(translated).rows
     assert len(rows) == 16  # both runs' 8 inputs: SQL is current
     assert stale() == behind  # and the view was left alone
@@ -175,15 +175,15 @@ def test_limits_past_64_bits_are_the_view_syntax_error_not_a_sql_crash(run_store
 
 def test_a_loaded_graph_with_the_same_predicates_falls_back(run_store):
     query = "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e }"
-    assert sparql_sql.answer(run_store.engine, query, PREFIXES) is not None
+    assert translate.answer(run_store.engine, query, PREFIXES) is not None
     run_store.add_triples([(URIRef("https://example.org/x"), URIRef(PREFIXES["ns"] + "hasConcept"), URIRef(ARITH.n3))],
                           "https://example.org/g")
-    assert sparql_sql.answer(run_store.engine, query, PREFIXES) is None
+    assert translate.answer(run_store.engine, query, PREFIXES) is None
     assert (URIRef("https://example.org/x"), URIRef(ARITH.n3)) in run_store.sparql(query).rows
 
 
 def test_row_limit_holds_on_the_sql_path(run_store):
-    from kg.query_guard import QueryLimits, ResultTooLargeError
+    from kg.query.guard import QueryLimits, ResultTooLargeError
 
     with pytest.raises(ResultTooLargeError, match="more than 3 rows"):
         run_store.sparql("SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c }", limits=QueryLimits(max_rows=3))
@@ -193,8 +193,8 @@ def test_row_limit_holds_on_the_sql_path(run_store):
 def test_deadline_stops_a_query_on_the_sql_path(kg_store):
     import time
 
-    from kg.query_guard import QueryLimits
-    from kg.query_workers import QueryTimeoutError
+    from kg.query.guard import QueryLimits
+    from kg.query.worker_pool import QueryTimeoutError
 
     run = kg_store.create_run("big", {}, 0, "test")
     kg_store.add_codes(run, [0], [1.0], [1.0])
@@ -202,7 +202,7 @@ def test_deadline_stops_a_query_on_the_sql_path(kg_store):
     kg_store.add_assignments(run, ids, np.zeros(3000, dtype=int), np.zeros(3000, dtype=int), np.full(3000, 0.5))
     endless = "SELECT (COUNT(*) AS ?n) WHERE { ?a ns:input ?i . ?b ns:input ?j . ?c ns:input ?k }"  # 2.7e10 rows
     kg_store.sync_rdf()  # the view's own sync is not part of the query's time limit
-    for ask in (lambda: sparql_sql.answer(kg_store.engine, endless, PREFIXES, timeout_s=0.5),
+    for ask in (lambda: translate.answer(kg_store.engine, endless, PREFIXES, timeout_s=0.5),
                 lambda: kg_store.sparql(endless, limits=QueryLimits(timeout_s=0.5))):
         start = time.monotonic()
         with pytest.raises(QueryTimeoutError, match="time limit"):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from rdflib import Literal, URIRef
 
-from kg import sparql_sql
+from kg.query.sql import translate
 from kg.errors import KGError, UnknownEntityError, UnknownRunError
-from kg.schema import SCHEMA_VERSION
-from kg.sparql import inject_bindings, run_query
+from kg.sql.schema import SCHEMA_VERSION
+from kg.query.evaluate import inject_bindings, run_query
 from kg.store import Store
-from kg.vocab import ARITH, PREFIXES
+from kg.rdf.vocab import ARITH, PREFIXES
 from store_backends import BOTH_BACKENDS
 
 ARITHMETIC = Path(__file__).resolve().parents[2] / "data" / "arithmetic.ttl"
@@ -149,7 +149,7 @@ def test_sql_answers_equal_the_rdf_view(run_store):
     run_store.sync_rdf()
 
     def both(query, bindings):
-        translated = sparql_sql.answer(run_store.engine, inject_bindings(query, bindings), PREFIXES)
+        translated = translate.answer(run_store.engine, inject_bindings(query, bindings), PREFIXES)
         assert translated is not None, query  # the SQL path answers it
         return translated.rows, run_query(run_store.view, query, bindings).rows
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from rdflib import URIRef
 
-from kg.derive import VOCABULARY
+from kg.sql.derive import VOCABULARY
 from kg.errors import KGError, RDFParseError
-from kg.loading import IllTypedLiteralWarning
-from kg.rdf_view import ViewBusyError
+from kg.sql.loading import IllTypedLiteralWarning
+from kg.view.rdf_view import ViewBusyError
 from kg.store import Store
 from store_backends import ARITHMETIC, BOTH_BACKENDS, arithmetic_triples
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kg.errors import RDFParseError
-from kg.loading import parse_quads
+from kg.sql.loading import parse_quads
 
 EX = "http://example.org/"
 DOCUMENTS = {

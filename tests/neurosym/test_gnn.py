@@ -9,7 +9,7 @@ import torch
 from rdflib import RDF, RDFS, Graph
 
 from kg.graph import from_rdflib
-from kg.vocab import NS
+from kg.rdf.vocab import NS
 from neurosym.errors import ConfigError, ShapeError
 from neurosym.gnn import (
     KGEmbedding, LinkPredictionConfig, RelationScorer, filtered_ranks, rank_metrics, train_link_prediction,

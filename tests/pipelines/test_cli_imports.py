@@ -1,5 +1,5 @@
 """Symbolic commands start without the neural half: no torch, PyG or matplotlib is imported; and a query
-that the store's current RDF view answers (kg/fresh_view.py) imports no SQLAlchemy or rdflib either."""
+that the store's current RDF view answers (kg/query/fresh_view.py) imports no SQLAlchemy or rdflib either."""
 
 import subprocess
 import sys
@@ -77,7 +77,7 @@ def test_query_on_a_current_view_imports_no_store_libraries(args, current_store)
 
 
 def test_the_query_timeout_default_is_the_store_s():
-    from kg.query_guard import QueryLimits
+    from kg.query.guard import QueryLimits
     from pipelines.cli import main
 
     (timeout,) = [p for p in main.commands["query"].params if p.name == "timeout_s"]
@@ -87,7 +87,7 @@ def test_the_query_timeout_default_is_the_store_s():
 def test_format_choices_come_from_the_library_when_used(small_store):
     from click.testing import CliRunner
 
-    from kg.sparql import RESULT_FORMATS
+    from kg.query.evaluate import RESULT_FORMATS
     from pipelines.cli import main
 
     result = CliRunner().invoke(main, ["query", "ASK {}", "--format", "yaml", "--store", small_store])

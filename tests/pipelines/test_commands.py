@@ -23,7 +23,7 @@ from rdflib import RDF, Graph, URIRef
 from sklearn.datasets import load_digits
 
 from kg.store import Store
-from kg.vocab import ARITH, NS
+from kg.rdf.vocab import ARITH, NS
 from pipelines.cli import main
 from pipelines.rules_step import rules_graph
 

@@ -11,7 +11,7 @@ import torch
 from kg.errors import KGError
 from neurosym.config import ConfigError
 from neurosym.consistency import ConsistencyTask
-from kg.vocab import NS
+from kg.rdf.vocab import NS
 from neurosym.gnn import LinkPredictionConfig, train_link_prediction
 from neurosym.model import ConceptTransformer
 from neurosym.tasks import RelationTask, TupleHeadTask

@@ -9,7 +9,7 @@ import torch
 from rdflib import RDF
 from sklearn.datasets import load_digits
 
-from kg.vocab import NS
+from kg.rdf.vocab import NS
 
 from neurosym.errors import ConfigError
 from pipelines.config import DATA_DIR, KnowledgeConfig, TaskConfig, load_config

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from kg.rules import RuleError
+from kg.rules.engine import RuleError
 from neurosym.errors import ConfigError
 from pipelines.cli import main
 from pipelines.encode_step import encode

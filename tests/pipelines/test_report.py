@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from kg.vocab import ARITH
+from kg.rdf.vocab import ARITH
 from neurosym.data.digits import TEST_FRACTION, load_digit_splits
 from pipelines.report import confusion, resolve_run, write_report
 

@@ -1,0 +1,68 @@
+"""SQL rows of the translated queries as the RDF terms the view would print (``kg.query.sql.translate``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rdflib import Literal, URIRef
+from sqlalchemy import bindparam, text
+
+from kg.rdf import vocab
+
+XSD = "http://www.w3.org/2001/XMLSchema#"
+
+
+def double_lexical(value: float) -> str:
+    """An ``xsd:double`` as Oxigraph prints it: plain decimal notation, no trailing ``.0``."""
+    out = format(Decimal(repr(float(value))), "f")
+    return out[:-2] if out.endswith(".0") else out
+
+
+def order_key(term):
+    """SPARQL's order for the terms of the subset: unbound, then IRIs by text, then numbers by value."""
+    if term is None:
+        return (0, "")
+    if isinstance(term, URIRef):
+        return (2, str(term))
+    return (3, float(term))
+
+
+def fold_counts(rows: list[tuple], kinds: list[str]) -> list[tuple]:
+    """Rows of finer groups (one per code) merged into the query's groups: their counts summed."""
+    merged: dict[tuple, list] = {}
+    for row in rows:
+        key = tuple(v for v, k in zip(row, kinds) if k != "count")
+        if key not in merged:
+            merged[key] = list(row)
+        else:
+            for i, k in enumerate(kinds):
+                if k == "count":
+                    merged[key][i] += row[i]
+    return [tuple(r) for r in merged.values()]
+
+
+def to_terms(conn, rows: list[tuple], kinds: list[str]) -> list[tuple]:
+    """Rows of ids and numbers as rdflib terms (IRIs looked up once per distinct id)."""
+    names: dict[str, dict[int, str]] = {"input": {}, "entity": {}}
+    for kind in ("input", "entity"):
+        ids = sorted({r[i] for r in rows for i, k in enumerate(kinds) if k == kind and r[i] is not None})
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000]
+            if kind == "input":
+                found = conn.execute(text('SELECT id, dataset, split, "key" FROM input WHERE id IN :ids')
+                                     .bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
+                names[kind].update((i, vocab.input_iri(d, s, k)) for i, d, s, k in found)
+            else:
+                found = conn.execute(text("SELECT id, iri FROM entity WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
+                names[kind].update(found.all())
+    return [tuple(term(k, v, names) for k, v in zip(kinds, row)) for row in rows]
+
+
+def term(kind: str, value, names: dict | None = None):
+    if value is None:
+        return None
+    if kind in ("input", "entity"):
+        return URIRef(names[kind][value])
+    if kind == "double":
+        return Literal(double_lexical(value), datatype=URIRef(XSD + "double"), normalize=False)
+    return Literal(str(int(value)), datatype=URIRef(XSD + "integer"), normalize=False)

@@ -1,0 +1,368 @@
+"""SPARQL over the store's own assignment vocabulary answered in SQL, with Oxigraph as the fallback.
+
+At a million assignments Oxigraph joins assignment nodes one index seek at a time (5-10 µs each), so
+"the 10 most confident inputs of an entity" costs half a second and "inputs of a class above a
+confidence" seconds; the same questions in SQL read one covering index. The RDF view is derived from
+the SQL tables by a known mapping (``kg/sql/derive.py``), so a query that only uses that mapping can be
+translated back. This module does so for the queries of ``kg.query.sql.subset`` whose patterns are
+assignment nodes ``?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c ; ns:slot ?s`` (``ns:input``
+required, ``?a`` used nowhere else; ``ns:slot`` matches the slots other than 0, as the view states
+them), the shortcut ``?i ns:hasConcept ?e`` and class membership (``?e a C``,
+``?e rdf:type/rdfs:subClassOf* C``), with numeric FILTERs on confidence and slot, and answers ``None``
+for anything else (the caller then asks Oxigraph).
+
+Exactness is kept by refusing rather than guessing: the query falls back to Oxigraph when a loaded
+graph also holds triples of the mapped predicates, when a class's subclass closure reaches a type
+the view derives itself (``ns:Run``, ``skos:Concept``, ...), or when any part is outside the subset.
+Terms come back as the view would print them (an ``xsd:double`` in Oxigraph's lexical form).
+``tests/kg/test_sparql_sql.py`` checks every shape against Oxigraph on random stores.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from sqlalchemy import Engine, bindparam, text
+
+from kg.rdf import vocab
+from kg.sql.answers import subclasses
+from kg.query.guard import QueryTimeoutError, ResultTooLargeError, timeout_message
+from kg.query.sql.subset import (
+    ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, parse, sql_predicates,
+)
+from kg.query.sql.terms import fold_counts, order_key, to_terms
+
+_NS = str(vocab.NS)
+#: Types the view gives nodes it derives from the run tables; a class query reaching them falls back.
+DERIVED_TYPES = frozenset({
+    _NS + "Run", _NS + "Alignment", "http://www.w3.org/ns/prov#Activity",
+    "http://www.w3.org/2004/02/skos/core#ConceptScheme", "http://www.w3.org/2004/02/skos/core#Concept",
+})
+_NUMERIC = {XSD + t for t in ("integer", "decimal", "double", "float")}
+
+
+# -- translation ------------------------------------------------------------------------------------
+@dataclass
+class _Sql:
+    sqlite: bool = False
+    tables: list = field(default_factory=list)
+    where: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    exprs: dict = field(default_factory=dict)  # variable -> (kind, SQL expression)
+
+    def param(self, value) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f":{name}"
+
+    def bind(self, name: str, kind: str, expr: str) -> None:
+        known = self.exprs.get(name)
+        if known is None:
+            self.exprs[name] = (kind, expr)
+        elif known[0] != kind:
+            raise Unsupported(f"?{name} used as {known[0]} and {kind}")
+        else:
+            self.where.append(f"{known[1]} = {expr}")
+
+
+def _input_key(iri: str) -> tuple[str, str, str] | None:
+    if not iri.startswith(vocab.INPUT_BASE):
+        return None
+    parts = iri[len(vocab.INPUT_BASE):].split("/")
+    if len(parts) != 3:
+        return None
+    key = tuple(unquote(p) for p in parts)
+    return key if vocab.input_iri(*key) == iri else None
+
+
+def _bind_iri(sql: _Sql, kind: str, expr: str, iri: str) -> None:
+    if kind == "input":
+        key = _input_key(iri)
+        if key is None:
+            sql.where.append("1 = 0")
+            return
+        d, s, k = (sql.param(v) for v in key)
+        sql.where.append(f'{expr} = (SELECT id FROM input WHERE dataset = {d} AND split = {s} AND "key" = {k})')
+    else:
+        sql.where.append(f"{expr} = (SELECT id FROM entity WHERE iri = {sql.param(iri)})")
+
+
+def _substitute(term: tuple, values: dict) -> tuple:
+    return values.get(term[1], term) if term[0] == "var" else term
+
+
+def _check_shape(q: Query) -> None:
+    aggregates = [p for p in q.projection if p[0] == "count"]
+    plain = [p[1] for p in q.projection if p[0] == "var"]
+    if (aggregates or q.group_by) and not set(plain) <= set(q.group_by):
+        raise Unsupported("projected variable not grouped")
+    names = plain + [p[3] for p in aggregates]
+    if len(set(names)) != len(names) or set(names) & set(q.values):
+        raise Unsupported("projection")
+    if any(name not in names for name, _ in q.order_by):
+        raise Unsupported("ORDER BY a variable that is not projected")
+
+
+def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
+    """What ``_select`` returns; raises ``Unsupported`` outside the subset."""
+    _check_shape(q)
+    sql = _Sql(sqlite=conn.dialect.name == "sqlite")
+    patterns = [tuple(_substitute(t, q.values) for t in p) for p in q.patterns]
+    nodes: dict[str, dict[str, tuple]] = {}
+    others = []
+    for s, p, o in patterns:
+        if p in ASSIGNMENT_PREDICATES:
+            if s[0] != "var":
+                raise Unsupported("assignment node given as an IRI")
+            if ASSIGNMENT_PREDICATES[p] in nodes.setdefault(s[1], {}):
+                raise Unsupported("repeated predicate on an assignment node")
+            nodes[s[1]][ASSIGNMENT_PREDICATES[p]] = o
+        else:
+            others.append((s, p, o))
+    used = [t[1] for s, p, o in others for t in (s, o) if t[0] == "var"]
+    used += [t[1] for left, _, right in q.filters for t in (left, right) if t[0] == "var"]
+    used += [p[1] for p in q.projection] + q.group_by
+    for node, props in nodes.items():
+        if "input" not in props or node in used or any(t == ("var", node) for ps in nodes.values() for t in ps.values()):
+            raise Unsupported("assignment node")
+    runs = _complete_runs(conn)
+    run_ids = ", ".join(str(r) for r in runs) or "NULL"
+    ranks = ", ".join(str(k) for k in sorted({k for shape in runs.values() for k in shape.ranks})) or "NULL"
+    several_slots = any(shape.several_slots for shape in runs.values())
+    for i, (node, props) in enumerate(nodes.items()):
+        # Constant run and rank lists let the planner seek ix_assignment_code (run_id, rank, code, confidence).
+        a = f"a{i}"
+        tables, by_code = [f"assignment {a}"], _drive_by_code(sql, props["input"])
+        sql.where.append(f"{a}.run_id IN ({run_ids}) AND {a}.rank IN ({ranks})")
+        for prop, term in props.items():
+            if prop == "entity":
+                tables.insert(0 if by_code else 1, f"code c{i}")
+                sql.where.append(f"c{i}.run_id = {a}.run_id AND c{i}.idx = {a}.code AND c{i}.entity_id IS NOT NULL")
+            if prop == "slot":  # the view states a slot only when it is not 0 (kg/sql/derive.py)
+                sql.where.append(f"{a}.slot <> 0")
+            kind, expr = {"input": ("input", f"{a}.input_id"), "entity": ("entity", f"c{i}.entity_id"),
+                          "confidence": ("double", f"{a}.confidence"), "slot": ("integer", f"{a}.slot")}[prop]
+            _bind_term(sql, kind, expr, term)
+        sql.tables += tables
+    for i, (s, p, o) in enumerate(others):
+        if p == HAS_CONCEPT:
+            h, hc = f"h{i}", f"hc{i}"
+            shortcut = f"{h}.run_id IN ({run_ids}) AND {h}.rank = 0 AND {hc}.run_id = {h}.run_id AND {hc}.idx = {h}.code AND {hc}.entity_id IS NOT NULL"
+            if several_slots:
+                # One triple per (run graph, input, entity), however many slots of the input share it.
+                sql.tables.append(f"(SELECT DISTINCT {h}.run_id, {h}.input_id, {hc}.entity_id FROM assignment {h}, code {hc} WHERE {shortcut}) {h}")
+            else:
+                pair = [f"assignment {h}", f"code {hc}"]
+                sql.tables += pair[::-1] if _drive_by_code(sql, s) else pair
+                sql.where.append(shortcut)
+            _bind_term(sql, "input", f"{h}.input_id", s)
+            _bind_term(sql, "entity", f"{h if several_slots else hc}.entity_id", o)
+        elif p in (RDF_TYPE, TYPE_CLOSURE):
+            if s[0] != "var" or o[0] != "iri":
+                raise Unsupported("class membership of a constant or of a variable class")
+            # One row per rdf:type quad into the class (or a subclass): a sequence path is a join over
+            # the intermediate class, and a triple held by two graphs counts twice, as in the view.
+            classes = ", ".join(sql.param(c) for c in _class_closure(conn, o[1], closure=p == TYPE_CLOSURE))
+            sql.tables.insert(0,
+                f"(SELECT e.id AS entity_id FROM triple t JOIN entity e ON e.iri = t.s WHERE t.p = {sql.param(RDF_TYPE)}"
+                f" AND t.s_kind = 'iri' AND t.o_kind = 'iri' AND t.o IN ({classes})) m{i}"
+            )
+            _bind_term(sql, "entity", f"m{i}.entity_id", s)
+        else:
+            raise Unsupported(f"predicate <{p}>")
+    if not nodes and not any(p == HAS_CONCEPT for _, p, _ in others):
+        raise Unsupported("no assignment pattern")
+    for left, op, right in q.filters:
+        sides = [_numeric(sql, _substitute(t, q.values)) for t in (left, right)]
+        sql.where.append(f"{sides[0]} {'<>' if op == '!=' else op} {sides[1]}")
+    return _select(sql, q)
+
+
+def _drive_by_code(sql: _Sql, input_term: tuple) -> bool:
+    """Whether to reach an assignment's rows from its code (index on run, rank, code) rather than from
+    its input (primary key run, input): the latter when the input is a constant or already joined."""
+    return not (input_term[0] == "iri" or (input_term[0] == "var" and input_term[1] in sql.exprs))
+
+
+def _bind_term(sql: _Sql, kind: str, expr: str, term: tuple) -> None:
+    if term[0] == "var":
+        sql.bind(term[1], kind, expr)
+    elif term[0] == "iri" and kind in ("input", "entity"):
+        _bind_iri(sql, kind, expr, term[1])
+    else:
+        raise Unsupported("constant in a numeric position")
+
+
+def _numeric(sql: _Sql, term: tuple) -> str:
+    if term[0] == "var":
+        kind, expr = sql.exprs.get(term[1], (None, None))
+        if kind not in ("double", "integer"):
+            raise Unsupported("FILTER on a non-numeric variable")
+        return expr
+    if term[0] == "lit" and term[2] in _NUMERIC:
+        try:
+            return sql.param(float(term[1]))
+        except ValueError:
+            raise Unsupported("ill-typed number") from None
+    raise Unsupported("FILTER operand")
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What the translation needs to know of a complete run's assignments."""
+
+    ranks: tuple[int, ...]
+    several_slots: bool  # some input has rank-0 symbols in more than one slot
+
+
+_shapes: dict[tuple, RunShape] = {}
+
+
+def _complete_runs(conn) -> dict[int, RunShape]:
+    """Complete runs and their shapes, cached by the run graph's write counter (any write bumps it)."""
+    rows = conn.execute(text(
+        f"SELECT r.id, g.version FROM run r JOIN graph_version g ON g.graph = ('{vocab.RUN_BASE}' || CAST(r.id AS TEXT))"
+        " WHERE r.complete ORDER BY r.id")).all()
+    out = {}
+    for run_id, version in rows:
+        key = (str(conn.engine.url), run_id, version)
+        if key not in _shapes:
+            ranks, rank = [], -1
+            while (rank := conn.execute(text("SELECT MIN(rank) FROM assignment WHERE run_id = :r AND rank > :k"),
+                                        {"r": run_id, "k": rank}).scalar()) is not None:
+                ranks.append(int(rank))
+            several = conn.execute(text("SELECT 1 FROM assignment WHERE run_id = :r AND rank = 0 AND slot > 0 LIMIT 1"),
+                                   {"r": run_id}).first() is not None
+            _shapes[key] = RunShape(tuple(ranks), several)
+        out[int(run_id)] = _shapes[key]
+    return out
+
+
+def _class_closure(conn, class_iri: str, closure: bool) -> list[str]:
+    """The class and (with ``closure``) its subclasses, by ``rdfs:subClassOf`` triples of loaded graphs."""
+    classes = subclasses(conn, class_iri) if closure else {class_iri}
+    if classes & DERIVED_TYPES:
+        raise Unsupported("class reaches a type the view derives")
+    return sorted(classes)
+
+
+def _expanding(name: str):
+    return bindparam(name, expanding=True)
+
+
+def _select(sql: _Sql, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
+    """(SQL, parameters, output columns, whether ORDER BY/LIMIT/OFFSET and folding happen after fetching)."""
+    columns, select = [], []
+    for item in q.projection:
+        if item[0] == "var":
+            if item[1] not in sql.exprs:
+                raise Unsupported(f"?{item[1]} is not bound by the pattern")
+            kind, expr = sql.exprs[item[1]]
+            columns.append((item[1], kind))
+            select.append(expr)
+        else:
+            _, counted, distinct, alias = item
+            if counted == "*":
+                if distinct:
+                    raise Unsupported("COUNT(DISTINCT *)")
+                select.append("COUNT(*)")
+            else:
+                if counted not in sql.exprs:
+                    raise Unsupported(f"?{counted} is not bound by the pattern")
+                select.append(f"COUNT({'DISTINCT ' if distinct else ''}{sql.exprs[counted][1]})")
+            columns.append((alias, "count"))
+    for name in q.group_by:
+        if name not in sql.exprs:
+            raise Unsupported(f"GROUP BY ?{name}")
+    # SQLite joins CROSS JOIN operands in the order written (the order chosen above); others plan freely.
+    tables = (" CROSS JOIN " if sql.sqlite else ", ").join(sql.tables)
+    body = f"SELECT {'DISTINCT ' if q.distinct else ''}{', '.join(select)} FROM {tables}"
+    if sql.where:
+        body += " WHERE " + " AND ".join(sql.where)
+    group = [sql.exprs[name][1] for name in q.group_by]
+    fold = _fold_per_code(sql, q)
+    if fold:
+        # Count per code in the loop's own order (no sort of a million rows), then sum codes into entities.
+        group = [e for expr in group for e in (expr.replace(".entity_id", ".run_id"), expr.replace(".entity_id", ".idx"), expr)]
+    if group:
+        body += " GROUP BY " + ", ".join(group)
+    kinds = dict(columns)
+    in_python = fold or not all(kinds[name] in ("double", "integer", "count") for name, _ in q.order_by)
+    positions = {name: i + 1 for i, (name, _) in enumerate(columns)}
+    if q.order_by and not in_python:
+        body += " ORDER BY " + ", ".join(f"{positions[name]}{' DESC' if desc else ''}" for name, desc in q.order_by)
+    if not in_python and (q.limit is not None or q.offset):
+        body += f" LIMIT {q.limit if q.limit is not None else 2 ** 62} OFFSET {q.offset}"
+    return body, sql.params, columns, in_python
+
+
+def _fold_per_code(sql: _Sql, q: Query) -> bool:
+    """Whether to group by code and fold: GROUP BY entities of code tables, plain COUNTs only."""
+    counts_only = all(p[0] == "var" or not p[2] for p in q.projection) and not q.distinct
+    return bool(q.group_by) and counts_only and all(
+        sql.exprs[name][0] == "entity" and re.fullmatch(r"h?c\d+\.entity_id", sql.exprs[name][1]) for name in q.group_by)
+
+
+# -- answering ---------------------------------------------------------------------------------------
+def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int | None = None,
+           timeout_s: float | None = None):
+    """The ``SparqlResult`` of ``query`` computed in SQL, or None when it is outside the subset."""
+    from kg.query.evaluate import SparqlResult
+
+    try:
+        q = parse(query, prefixes)
+    except (Unsupported, IndexError):
+        return None
+    mapped = sql_predicates(q)
+    if not mapped:
+        return None
+    with engine.connect() as conn:
+        shadowed = conn.execute(text("SELECT 1 FROM triple WHERE p IN :p LIMIT 1").bindparams(_expanding("p")), {"p": mapped}).first()
+        if shadowed is not None:
+            return None  # a loaded graph uses the same predicates: only the view sees everything
+        try:
+            translated = translate(conn, q)
+        except Unsupported:
+            return None
+        names = [p[1] if p[0] == "var" else p[3] for p in q.projection]
+        body, params, columns, sort_here = translated
+        kinds = [kind for _, kind in columns]
+        rows = _fetch(conn, body, params, None if sort_here else max_rows, timeout_s)
+        if sort_here and q.group_by:
+            rows = fold_counts(rows, kinds)
+        rows = to_terms(conn, rows, kinds)
+    if sort_here:
+        for name, desc in reversed(q.order_by):
+            i = names.index(name)
+            rows.sort(key=lambda r: order_key(r[i]), reverse=desc)
+        stop = None if q.limit is None else q.offset + q.limit
+        rows = rows[q.offset:stop]
+    if max_rows is not None and len(rows) > max_rows:
+        raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
+    return SparqlResult(kind="select", vars=names, rows=rows)
+
+
+def _fetch(conn, body: str, params: dict, max_rows: int | None, timeout_s: float | None) -> list[tuple]:
+    raw = conn.connection.dbapi_connection
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    sqlite = conn.dialect.name == "sqlite"
+    if deadline is not None and sqlite:
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    elif deadline is not None:
+        conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}"))
+    try:
+        result = conn.execute(text(body), params)
+        rows = result.fetchmany(max_rows + 1) if max_rows is not None else result.fetchall()
+    except Exception as exc:  # the SQLite progress handler and PostgreSQL's timeout both end in an error
+        if deadline is not None and time.monotonic() > deadline:
+            raise QueryTimeoutError(timeout_message(timeout_s)) from None
+        raise
+    finally:
+        if deadline is not None and sqlite:
+            raw.set_progress_handler(None, 0)
+    if max_rows is not None and len(rows) > max_rows:
+        raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
+    return rows
