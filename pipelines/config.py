@@ -19,6 +19,7 @@ from neurosym.consistency import ConsistencyConfig
 from neurosym.gnn import LinkPredictionConfig
 from neurosym.model import ConceptConfig, ModelConfig
 from neurosym.train import TrainConfig
+from kg.rdf.prefixes import PREFIXES, RDF_TYPE, RDFS_SUBCLASS_OF
 from pipelines import bundled
 
 #: The bundled data folder, found through importlib.resources (``pipelines/bundled.py``).
@@ -105,8 +106,7 @@ class StepsConfig:
     top_k: int = 3
 
 
-_NS = "https://w3id.org/neurosym/vocab#"
-_RDF, _RDFS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "http://www.w3.org/2000/01/rdf-schema#"
+_NS = PREFIXES["ns"]
 
 
 @dataclass
@@ -140,7 +140,7 @@ class ConsistencySection:
     code_vectors: Literal["readout", "embedding"] = "readout"
     relations: list[str] = field(default_factory=lambda: [_NS + "successor", _NS + "lessThan"])
     ignore: list[str] = field(default_factory=lambda: [
-        _RDF + "type", _RDFS + "subClassOf", _NS + "addend1", _NS + "addend2", _NS + "sum"])
+        RDF_TYPE, RDFS_SUBCLASS_OF, _NS + "addend1", _NS + "addend2", _NS + "sum"])
     reading: Literal["curried", "holds"] = "curried"
     function: str = _NS + "taskLabel"
     holds_relation: str = ""

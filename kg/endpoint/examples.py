@@ -12,9 +12,9 @@ import re
 
 from sqlalchemy import text
 
+from kg.rdf.prefixes import RDF_TYPE
 from kg.rdf.vocab import PREFIXES
 
-_RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 _LOCAL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -31,10 +31,10 @@ def example_queries(store, limit: int = 20) -> dict[str, str]:
     examples: dict[str, str] = {}
     with store.engine.connect() as conn:
         predicates = [p for (p,) in conn.execute(text(
-            "SELECT p FROM triple WHERE p <> :type GROUP BY p ORDER BY COUNT(*) DESC, p LIMIT 2"), {"type": _RDF_TYPE})]
+            "SELECT p FROM triple WHERE p <> :type GROUP BY p ORDER BY COUNT(*) DESC, p LIMIT 2"), {"type": RDF_TYPE})]
         classes = [c for (c,) in conn.execute(text(
             "SELECT o FROM triple WHERE p = :type AND o_kind = 'iri' GROUP BY o ORDER BY COUNT(*) DESC, o LIMIT 1"),
-            {"type": _RDF_TYPE})]
+            {"type": RDF_TYPE})]
         run = conn.execute(text("SELECT MAX(id) FROM run WHERE complete")).scalar()
         entity = None
         if run is not None:

@@ -1,5 +1,5 @@
-"""SPARQL over the RDF view: read-only queries, bindings, and rdflib-facing results (serialised by
-``kg.query.formats``). ``evaluate`` is the one function that runs a checked query, for ``Store.sparql``,
+"""SPARQL over the RDF view: read-only queries and their bindings, answered as ``SparqlResult``s
+(``kg.query.result``). ``evaluate`` is the one function that runs a checked query, for ``Store.sparql``,
 ``neurosym query`` and the endpoint alike: dataset options, deadline, row limit, the SQL path of
 ``kg.query.sql.translate``, and the one place where the engine's errors become the project's.
 
@@ -12,39 +12,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-import pyoxigraph as ox
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 from sqlalchemy import Engine
 
-from kg.query import formats
 from kg.query.sql import translate
 from kg.errors import KGError, ReadOnlyQueryError
-from kg.query.plain_formats import RESULT_FORMATS
+from kg.query.lexer import TOKEN
+from kg.query.result import SparqlResult
 from kg.query.guard import QueryLimits, check_query, engine_error
 from kg.query.worker_pool import QueryRunner, runner_for
+from kg.rdf.prefixes import XSD_STRING
 from kg.rdf.vocab import PREFIXES
-
-XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
-
-
-def to_rdflib(term) -> Node | None:
-    """A pyoxigraph term as the rdflib term of the same value."""
-    if term is None:
-        return None
-    if isinstance(term, ox.NamedNode):
-        return URIRef(term.value)
-    if isinstance(term, ox.BlankNode):
-        return BNode(term.value)
-    if isinstance(term, ox.Literal):
-        if term.language:
-            return Literal(term.value, lang=term.language)
-        if term.datatype.value == XSD_STRING:
-            return Literal(term.value)  # a simple literal, as rdflib's parsers produce it
-        return Literal(term.value, datatype=URIRef(term.datatype.value), normalize=False)
-    raise KGError(f"unsupported result term {term!r}")
 
 
 def to_rdflib_term(value) -> Node:
@@ -56,62 +36,16 @@ def to_rdflib_term(value) -> Node:
     raise KGError(f"binding value {value!r}: expected an rdflib term or str/int/float/bool")
 
 
-@dataclass
-class SparqlResult:
-    """The answer to one query: ``kind`` is ``select``, ``ask`` or ``graph`` (CONSTRUCT/DESCRIBE).
-
-    ``vars`` and ``rows`` (tuples of rdflib terms, None where unbound) for SELECT; ``askanswer`` for ASK;
-    ``graph`` (an rdflib ``Graph``) for CONSTRUCT and DESCRIBE.
-    """
-
-    kind: str
-    vars: list[str] = field(default_factory=list)
-    rows: list[tuple[Node | None, ...]] = field(default_factory=list)
-    askanswer: bool | None = None
-    graph: Graph | None = None
-
-    def __len__(self) -> int:
-        if self.kind == "select":
-            return len(self.rows)
-        if self.kind == "graph":
-            return len(self.graph)
-        return 1
-
-    def __iter__(self):
-        if self.kind == "select":
-            return iter(self.rows)
-        if self.kind == "graph":
-            return iter(self.graph)
-        return iter([self.askanswer])
-
-    def records(self) -> list[dict[str, object]]:
-        """SELECT rows as dicts of Python values (``toPython``), unbound variables left out."""
-        return [{v: t.toPython() for v, t in zip(self.vars, row) if t is not None} for row in self.rows]
-
-    def serialize(self, format: str = "table") -> str:
-        """The result as ``json``/``csv``/``tsv`` (SPARQL 1.1 result formats), ``table``, or for graphs
-        ``turtle``/``nt`` (see ``kg.query.formats``)."""
-        if format not in RESULT_FORMATS:
-            raise KGError(f"unknown result format {format!r}; expected one of {list(RESULT_FORMATS)}")
-        if self.kind == "graph" and format not in ("turtle", "nt", "table"):
-            raise KGError(f"a CONSTRUCT/DESCRIBE result is a graph: use --format turtle or nt, not {format}")
-        if self.kind != "graph" and format in ("turtle", "nt"):
-            raise KGError(f"{format} is for CONSTRUCT/DESCRIBE results; use table, json, csv or tsv")
-        return formats.serialize(self, "turtle" if self.kind == "graph" and format == "table" else format)
-
-
 # -- bindings ---------------------------------------------------------------------------------------
-_TOKEN = re.compile(
-    r'#[^\n]*|"""(?:[^\\]|\\.)*?"""|\'\'\'(?:[^\\]|\\.)*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|<[^<>"{}|^`\\\s]*>|[{}]',
-    re.S,
-)
 _FORM = re.compile(r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b", re.I)
 
 
 def _top_groups(query: str) -> list[int]:
     """Offsets just after each top-level ``{`` of the query, skipping comments, strings and IRIs."""
     depth, starts = 0, []
-    for match in _TOKEN.finditer(query):
+    for match in TOKEN.finditer(query):
+        if match.lastgroup not in ("open", "close"):
+            continue
         token = match.group()
         if token == "{":
             if depth == 0:

@@ -11,37 +11,37 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import TYPE_CHECKING
+from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
-from kg.errors import KGError
+from kg.query.format_names import check_written
+from kg.rdf.prefixes import XSD_STRING
 from kg.rdf.terms import bind_prefixes
 
-if TYPE_CHECKING:
-    from kg.query.evaluate import SparqlResult
 
-XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
-#: Formats of SELECT/ASK results, and of CONSTRUCT/DESCRIBE graphs.
-SOLUTION_FORMATS = ("json", "xml", "csv", "tsv", "table")
-GRAPH_FORMATS = ("turtle", "nt", "json-ld", "xml")
+class Answer(Protocol):
+    """What the writers read of a result (``kg.query.result.SparqlResult``)."""
+
+    kind: str
+    vars: list[str]
+    rows: list[tuple[Node | None, ...]]
+    askanswer: bool | None
+    graph: Graph | None
 
 
-def serialize(result: SparqlResult, fmt: str) -> str:
+def serialize(result: Answer, fmt: str) -> str:
     """``result`` in format ``fmt`` (one of ``SOLUTION_FORMATS`` or, for graphs, ``GRAPH_FORMATS``)."""
+    check_written(result.kind, fmt)
     if result.kind == "graph":
-        if fmt not in GRAPH_FORMATS:
-            raise KGError(f"a CONSTRUCT/DESCRIBE result comes as one of {list(GRAPH_FORMATS)}, not {fmt}")
         return bind_prefixes(result.graph).serialize(format=fmt)
     writers = {"json": results_json, "xml": results_xml, "csv": results_csv, "tsv": results_tsv, "table": results_table}
-    if fmt not in writers:
-        raise KGError(f"a SELECT/ASK result comes as one of {list(SOLUTION_FORMATS)}, not {fmt}")
     return writers[fmt](result)
 
 
-def results_json(result: SparqlResult) -> str:
+def results_json(result: Answer) -> str:
     """SPARQL 1.1 Query Results JSON."""
     if result.kind == "ask":
         return json.dumps({"head": {}, "boolean": result.askanswer})
@@ -49,7 +49,7 @@ def results_json(result: SparqlResult) -> str:
     return json.dumps({"head": {"vars": result.vars}, "results": {"bindings": bindings}}, ensure_ascii=False)
 
 
-def results_xml(result: SparqlResult) -> str:
+def results_xml(result: Answer) -> str:
     """SPARQL Query Results XML."""
     out = ['<?xml version="1.0" encoding="utf-8"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#">\n']
     if result.kind == "ask":
@@ -65,7 +65,7 @@ def results_xml(result: SparqlResult) -> str:
     return "".join(out)
 
 
-def results_csv(result: SparqlResult) -> str:
+def results_csv(result: Answer) -> str:
     """SPARQL 1.1 Query Results CSV (CRLF line ends, as the format asks)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -79,7 +79,7 @@ def results_csv(result: SparqlResult) -> str:
     return out.getvalue()
 
 
-def results_tsv(result: SparqlResult) -> str:
+def results_tsv(result: Answer) -> str:
     """SPARQL 1.1 Query Results TSV (terms in N-Triples form)."""
     if result.kind == "ask":
         return f"?_askResult\n{'true' if result.askanswer else 'false'}\n"
@@ -88,7 +88,7 @@ def results_tsv(result: SparqlResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def results_table(result: SparqlResult) -> str:
+def results_table(result: Answer) -> str:
     """A plain-text table with prefixed IRIs and a row count (``neurosym query``'s default)."""
     if result.kind == "ask":
         return "true\n" if result.askanswer else "false\n"

@@ -21,35 +21,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from kg.errors import KGError, SparqlSyntaxError
+from kg.query.lexer import TOKEN
+from kg.query.syntax_errors import syntax_error
 
 #: Keywords that open a SPARQL query or update (after the BASE/PREFIX prologue).
 QUERY_WORDS = frozenset({"SELECT", "ASK", "CONSTRUCT", "DESCRIBE"})
 UPDATE_WORDS = frozenset({"INSERT", "DELETE", "LOAD", "CLEAR", "CREATE", "DROP", "COPY", "MOVE", "ADD", "WITH"})
-
-# The characters U+00B7 (U+00C0) to U+FFFF, written as the complement of the rest: a class that spans
-# the range itself costs re 8 ms to compile (it fills a 64k-entry map in Python), and four of them were
-# a tenth of the CLI's start-up; this form compiles in 0.3 ms and matches exactly the same characters.
-_BMP_FROM_B7 = r"[^\x00-\u00B6\U00010000-\U0010FFFF]"
-_BMP_FROM_C0 = r"[^\x00-\xBF\U00010000-\U0010FFFF]"
-
-_LEX = re.compile(
-    r"""(?P<ws>\s+)
-    |(?P<comment>\#[^\n]*)
-    |(?P<string>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"|'''(?:[^'\\]|\\.|'(?!''))*''')
-    |(?P<unclosed_long>\"\"\"|''')
-    |(?P<short_string>"(?:[^"\\\n\r]|\\.)*"|'(?:[^'\\\n\r]|\\.)*')
-    |(?P<unclosed>["'])
-    |(?P<iri><[^<>"{}|^`\\\x00-\x20]*>)
-    |(?P<var>[?$](?:\w|{BMP_FROM_B7})+)
-    |(?P<pname>(?:(?:[A-Za-z]|{BMP_FROM_C0})(?:[\w.\-]|{BMP_FROM_B7})*)?:(?:[\w\-:%]|{BMP_FROM_B7}|\\.|\.(?=[\w\-:%]))*)
-    |(?P<bnode>_:(?:[\w.\-]|{BMP_FROM_B7})*)
-    |(?P<word>[A-Za-z_]\w*)
-    |(?P<number>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)
-    |(?P<open>[{(\[])
-    |(?P<close>[})\]])
-    |(?P<punct>&&|\|\||\^\^|!=|<=|>=|.)""".replace("{BMP_FROM_B7}", _BMP_FROM_B7).replace("{BMP_FROM_C0}", _BMP_FROM_C0),
-    re.X | re.S,
-)
 
 
 class QueryLimitError(KGError):
@@ -88,8 +65,6 @@ def engine_error(reason: str, message: str, max_rows: int | None, text: str = ""
     ``reason`` is ``syntax``, ``rows`` (what was counted: rows or triples) or ``eval``. A syntax error
     is one line (``kg.query.syntax_errors``), which needs the query ``text`` and the engine's ``prefixes``."""
     if reason == "syntax":
-        from kg.query.syntax_errors import syntax_error
-
         return syntax_error(text, message, prefixes or {})
     if reason == "rows":
         return ResultTooLargeError(f"result has more than {max_rows} {message}; add a LIMIT or narrow the query")
@@ -154,7 +129,7 @@ def _tokens(text: str, limits: QueryLimits) -> list[tuple[str, str]]:
     """(kind, text) of each token but blanks and comments, within the token and depth limits."""
     tokens: list[tuple[str, str]] = []
     depth = 0
-    for match in _LEX.finditer(text):
+    for match in TOKEN.finditer(text):
         kind = match.lastgroup
         if kind in ("ws", "comment"):
             continue

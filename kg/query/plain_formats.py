@@ -17,16 +17,13 @@ import json
 import math
 import unicodedata
 
-from kg.errors import KGError
-from kg.rdf.prefixes import PREFIXES
+from kg.query.format_names import check_written
+from kg.rdf.prefixes import PREFIXES, XSD_NS, XSD_STRING
 
 #: The formats of ``SparqlResult.serialize`` (``neurosym query --format``).
-RESULT_FORMATS = ("table", "json", "csv", "tsv", "turtle", "nt")
 #: Those this module writes (the graph formats need rdflib's serializers).
-PLAIN_FORMATS = ("table", "json", "csv", "tsv")
 
-XSD = "http://www.w3.org/2001/XMLSchema#"
-XSD_STRING = XSD + "string"
+XSD = XSD_NS
 #: The namespaces an rdflib ``Graph()`` binds by default (rdflib 7), before ``kg.rdf.terms.bind_prefixes``.
 RDFLIB_DEFAULT_PREFIXES = {
     "brick": "https://brickschema.org/schema/Brick#", "csvw": "http://www.w3.org/ns/csvw#",
@@ -61,10 +58,7 @@ _NUMERIC_INF_NAN = {XSD + "double", XSD + "float", XSD + "decimal"}
 def serialize(kind: str, payload, fmt: str) -> str:
     """An ``ask`` (payload: bool) or ``select`` (payload: (names, rows)) answer in ``fmt``, one of
     ``PLAIN_FORMATS``, exactly as ``SparqlResult.serialize`` writes it."""
-    if kind not in ("ask", "select"):
-        raise KGError(f"a {kind} result needs rdflib's serializers")
-    if fmt not in PLAIN_FORMATS:
-        raise KGError(f"a SELECT/ASK result comes as one of {list(PLAIN_FORMATS)}, not {fmt}")
+    check_written(kind, fmt, plain=True)
     if kind == "ask":
         return _ASK_WRITERS[fmt](bool(payload))
     names, rows = payload

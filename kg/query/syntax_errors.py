@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from kg.errors import SparqlSyntaxError
-from kg.query.guard import _LEX
+from kg.query.lexer import TOKEN
 
 _POSITION = re.compile(r"^error at (\d+):(\d+): (.*)$", re.S)
 _SHOWN = 8  #: expected alternatives shown before the rest is cut
@@ -73,7 +73,7 @@ def first_undeclared_prefix(text: str, prefixes: dict[str, str]) -> tuple[str, s
     skipped (the lexer of ``kg.query.guard``)."""
     declared = set(prefixes)
     previous: list[str] = []
-    for match in _LEX.finditer(text):
+    for match in TOKEN.finditer(text):
         kind = match.lastgroup
         if kind in ("ws", "comment"):
             continue

@@ -19,6 +19,7 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from kg.errors import KGError
+from kg.rdf.prefixes import XSD_NS, XSD_STRING
 from kg.rdf.vocab import PREFIXES
 
 class _QuietIllTypedLiterals(logging.Filter):
@@ -84,7 +85,7 @@ def nt_term(value: str, kind: str, datatype: str = "", lang: str = "") -> str:
         return f"_:{value}"
     if lang:
         return f'"{_escape(value)}"@{lang}'
-    if datatype and datatype != "http://www.w3.org/2001/XMLSchema#string":
+    if datatype and datatype != XSD_STRING:
         return f'"{_escape(value)}"^^<{datatype}>'
     return f'"{_escape(value)}"'
 
@@ -92,11 +93,11 @@ def nt_term(value: str, kind: str, datatype: str = "", lang: str = "") -> str:
 def nt_literal(value: object) -> str:
     """The N-Triples form of a Python value as a typed literal (str, int, float, bool)."""
     if isinstance(value, bool):
-        return f'"{"true" if value else "false"}"^^<http://www.w3.org/2001/XMLSchema#boolean>'
+        return f'"{"true" if value else "false"}"^^<{XSD_NS}boolean>'
     if isinstance(value, int):
-        return f'"{value}"^^<http://www.w3.org/2001/XMLSchema#integer>'
+        return f'"{value}"^^<{XSD_NS}integer>'
     if isinstance(value, float):
-        return f'"{value!r}"^^<http://www.w3.org/2001/XMLSchema#double>'
+        return f'"{value!r}"^^<{XSD_NS}double>'
     return f'"{_escape(str(value))}"'
 
 

@@ -12,9 +12,8 @@ from sqlalchemy import Connection, func, select, text
 
 from kg.errors import KGError
 from kg.sql.schema import Alignment, Assignment, Code, Entity, Input
+from kg.rdf.prefixes import RDF_TYPE, RDFS_SUBCLASS_OF
 
-_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
-_SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
 
 #: A class and its subclasses (``rdfs:subClassOf*`` over the loaded graphs), as the relation ``sub(cls)``.
 _SUBCLASSES_CTE = """
@@ -33,7 +32,7 @@ WHERE t.p = :type AND t.o_kind = 'iri'
 
 def subclasses(conn: Connection, class_iri: str) -> set[str]:
     """``class_iri`` and every class below it by ``rdfs:subClassOf`` triples of the loaded graphs."""
-    rows = conn.execute(text(_SUBCLASSES_CTE + "SELECT cls FROM sub"), {"cls": class_iri, "subclass": _SUBCLASS})
+    rows = conn.execute(text(_SUBCLASSES_CTE + "SELECT cls FROM sub"), {"cls": class_iri, "subclass": RDFS_SUBCLASS_OF})
     return {cls for (cls,) in rows}
 
 
@@ -48,7 +47,7 @@ def _run_filter(run_id: int | None) -> str:
 def count_inputs_in_class(conn: Connection, class_iri: str, min_confidence: float, run_id: int | None) -> int:
     """``SELECT (COUNT(DISTINCT ?i) AS ?n) WHERE { ?e rdf:type/rdfs:subClassOf* ?class .
     ?a ns:entity ?e ; ns:confidence ?c ; ns:input ?i . FILTER(?c > ?min) }`` (rank-0 rows)."""
-    members = [r for (r,) in conn.execute(text(_CLASS_MEMBERS), {"cls": class_iri, "subclass": _SUBCLASS, "type": _TYPE})]
+    members = [r for (r,) in conn.execute(text(_CLASS_MEMBERS), {"cls": class_iri, "subclass": RDFS_SUBCLASS_OF, "type": RDF_TYPE})]
     if not members:
         return 0
     sql = text(

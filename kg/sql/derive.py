@@ -27,12 +27,8 @@ from sqlalchemy import Connection, select
 from kg.rdf import vocab
 from kg.rdf.terms import nt_literal, nt_term
 from kg.sql.schema import Alignment, Assignment, Code, Entity, Input, Run, Triple
+from kg.rdf.prefixes import PROV_NS, RDF_NS, RDFS_NS, SKOS_NS, XSD_NS
 
-_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-_RDFS = "http://www.w3.org/2000/01/rdf-schema#"
-_SKOS = "http://www.w3.org/2004/02/skos/core#"
-_PROV = "http://www.w3.org/ns/prov#"
-_XSD = "http://www.w3.org/2001/XMLSchema#"
 _NS = str(vocab.NS)
 
 #: Version of what the view derives from the tables; a view built under another one is rebuilt.
@@ -61,9 +57,9 @@ def run_lines(conn: Connection, run_id: int, tail: str, batch: int = 100_000) ->
     run = conn.execute(select(Run).where(Run.id == run_id)).one()
     r = f"<{vocab.run_iri(run_id)}>"
     cb = f"<{vocab.codebook_iri(run_id)}>"
-    yield f"{r} <{_RDF}type> <{_NS}Run>{tail}"
-    yield f"{r} <{_RDF}type> <{_PROV}Activity>{tail}"
-    yield f"{r} <{_RDFS}label> {nt_literal(run.name)}{tail}"
+    yield f"{r} <{RDF_NS}type> <{_NS}Run>{tail}"
+    yield f"{r} <{RDF_NS}type> <{PROV_NS}Activity>{tail}"
+    yield f"{r} <{RDFS_NS}label> {nt_literal(run.name)}{tail}"
     yield f"{r} <{_NS}seed> {nt_literal(int(run.seed))}{tail}"
     yield f"{r} <{_NS}config> {nt_literal(json.dumps(run.config, sort_keys=True))}{tail}"
     yield f"{r} <{_NS}codeVersion> {nt_literal(run.code_version)}{tail}"
@@ -73,11 +69,11 @@ def run_lines(conn: Connection, run_id: int, tail: str, batch: int = 100_000) ->
         yield f"{r} <{_NS}checkpointHash> {nt_literal(run.checkpoint_hash)}{tail}"
     created = run.created.isoformat() if run.created else None
     if created:
-        yield f'{r} <{_PROV}startedAtTime> "{created}"^^<{_XSD}dateTime>{tail}'
+        yield f'{r} <{PROV_NS}startedAtTime> "{created}"^^<{XSD_NS}dateTime>{tail}'
     yield f"{r} <{_NS}codebook> {cb}{tail}"
-    yield f"{cb} <{_RDF}type> <{_SKOS}ConceptScheme>{tail}"
-    yield f"{cb} <{_RDFS}label> {nt_literal(f'codebook of run {run_id}')}{tail}"
-    yield f"{cb} <{_PROV}wasGeneratedBy> {r}{tail}"
+    yield f"{cb} <{RDF_NS}type> <{SKOS_NS}ConceptScheme>{tail}"
+    yield f"{cb} <{RDFS_NS}label> {nt_literal(f'codebook of run {run_id}')}{tail}"
+    yield f"{cb} <{PROV_NS}wasGeneratedBy> {r}{tail}"
 
     # code index -> (code IRI term, entity IRI term or None)
     codes: dict[int, tuple[str, str | None]] = {}
@@ -90,14 +86,14 @@ def run_lines(conn: Connection, run_id: int, tail: str, batch: int = 100_000) ->
         c = f"<{vocab.code_iri(run_id, idx)}>"
         e = f"<{entity_iri}>" if entity_iri else None
         codes[idx] = (c, e)
-        yield f"{c} <{_RDF}type> <{_SKOS}Concept>{tail}"
-        yield f"{c} <{_SKOS}inScheme> {cb}{tail}"
-        yield f"{c} <{_SKOS}notation> {nt_literal(int(idx))}{tail}"
+        yield f"{c} <{RDF_NS}type> <{SKOS_NS}Concept>{tail}"
+        yield f"{c} <{SKOS_NS}inScheme> {cb}{tail}"
+        yield f"{c} <{SKOS_NS}notation> {nt_literal(int(idx))}{tail}"
         yield f"{c} <{_NS}norm> {nt_literal(float(norm))}{tail}"
         yield f"{c} <{_NS}usage> {nt_literal(float(usage))}{tail}"
         if e:
             match = "exactMatch" if entity_conf >= vocab.EXACT_MATCH_THRESHOLD else "closeMatch"
-            yield f"{c} <{_SKOS}{match}> {e}{tail}"
+            yield f"{c} <{SKOS_NS}{match}> {e}{tail}"
 
     for idx, entity_id, entity_iri, method, conf in conn.execute(
         select(Alignment.code, Alignment.entity_id, Entity.iri, Alignment.method, Alignment.confidence)
@@ -106,12 +102,12 @@ def run_lines(conn: Connection, run_id: int, tail: str, batch: int = 100_000) ->
         .order_by(Alignment.code, Alignment.entity_id, Alignment.method)
     ):
         al = f"<{vocab.alignment_iri(run_id, idx, entity_id, method)}>"
-        yield f"{al} <{_RDF}type> <{_NS}Alignment>{tail}"
+        yield f"{al} <{RDF_NS}type> <{_NS}Alignment>{tail}"
         yield f"{al} <{_NS}code> {codes[idx][0]}{tail}"
         yield f"{al} <{_NS}entity> <{entity_iri}>{tail}"
         yield f"{al} <{_NS}confidence> {nt_literal(float(conf))}{tail}"
         yield f"{al} <{_NS}method> {nt_literal(method)}{tail}"
-        yield f"{al} <{_PROV}wasGeneratedBy> {r}{tail}"
+        yield f"{al} <{PROV_NS}wasGeneratedBy> {r}{tail}"
 
     yield from _assignment_lines(conn, run_id, codes, tail, batch)
 
@@ -124,7 +120,7 @@ def _assignment_lines(
     a_base = f"<{vocab.RUN_BASE}{run_id}/a/"
     p_input, p_slot, p_rank = f"<{_NS}input>", f"<{_NS}slot>", f"<{_NS}rank>"
     p_code, p_entity, p_conf, p_has = f"<{_NS}code>", f"<{_NS}entity>", f"<{_NS}confidence>", f"<{_NS}hasConcept>"
-    integer, double = f"^^<{_XSD}integer>", f"^^<{_XSD}double>"
+    integer, double = f"^^<{XSD_NS}integer>", f"^^<{XSD_NS}double>"
     prefixes: dict[tuple[str, str], str] = {}
     result = conn.execution_options(yield_per=batch).execute(
         select(

@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from kg.errors import KGError, RDFParseError
 from kg.sql.schema import Entity, GraphVersion, Triple
 from kg.sql.writes import bump, insert_rows
+from kg.rdf.prefixes import RDF_LANG_STRING, RDF_TYPE, RDFS_LABEL, XSD_NS, XSD_STRING
 
 #: Format name (CLI and API) -> pyoxigraph format.
 FORMATS = {
@@ -60,10 +61,7 @@ EXTENSIONS = {
 }
 TRIPLE_COLUMNS = ("graph", "s", "s_kind", "p", "o", "o_kind", "o_datatype", "o_lang", "confidence")
 
-_XSD = "http://www.w3.org/2001/XMLSchema#"
-_PLAIN = {_XSD + "string", "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"}
-_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
-_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
+_PLAIN = {XSD_STRING, RDF_LANG_STRING}
 _INTEGER = r"[+-]?[0-9]+"
 _DECIMAL = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
 _DOUBLE = r"([+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?INF|NaN)"
@@ -71,7 +69,7 @@ _DATE = r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2})?"
 _DATETIME = r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?"
 #: Lexical forms (XML Schema 1.1) of the datatypes whose values SPARQL compares; others are not checked.
 LEXICAL = {
-    _XSD + name: re.compile(pattern)
+    XSD_NS + name: re.compile(pattern)
     for names, pattern in [
         (("integer", "int", "long", "short", "byte", "nonNegativeInteger", "positiveInteger",
           "nonPositiveInteger", "negativeInteger", "unsignedInt", "unsignedLong", "unsignedShort",
@@ -199,10 +197,10 @@ class _Batch:
         else:
             ov, ok, od, ol = term_row(o)
         self.rows.append((graph, sv, sk, p, ov, ok, od, ol, confidence))
-        if (p == _TYPE or p == _LABEL) and sk == "iri":
+        if (p == RDF_TYPE or p == RDFS_LABEL) and sk == "iri":
             # An entity is an IRI that the KG labels or types: what alignments may point at. Prefer an
             # untagged or English label.
-            rank, label = (0 if ol in ("", "en") else 1, ov) if p == _LABEL else (2, None)
+            rank, label = (0 if ol in ("", "en") else 1, ov) if p == RDFS_LABEL else (2, None)
             if sv not in self.labels or rank < self.labels[sv][0]:
                 self.labels[sv] = (rank, label)
 

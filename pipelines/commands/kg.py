@@ -181,8 +181,9 @@ def _answer_from_fresh_view(store, text: str, limits, fmt: str) -> bool:
     no SQLAlchemy, rdflib or worker process, a fraction of the start-up time); False where the full
     path must answer."""
     from kg.query import fresh_view, plain_formats
+    from kg.query.format_names import PLAIN_FORMATS
 
-    if fmt not in plain_formats.PLAIN_FORMATS:
+    if fmt not in PLAIN_FORMATS:
         return False  # graph formats (and their errors) are rdflib's
     answered = fresh_view.answer(store, text, limits, getattr(store, "view_dir", None))
     if answered is None:
@@ -195,7 +196,7 @@ def _answer_from_fresh_view(store, text: str, limits, fmt: str) -> bool:
 @click.argument("sparql", required=False)
 @click.option("-f", "--file", "query_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read the query from this file (or a bundled query of this name: 'neurosym data list').")
-@click.option("--format", "fmt", default="table", show_default=True, type=ChoiceFrom("kg.query.plain_formats", "RESULT_FORMATS"),
+@click.option("--format", "fmt", default="table", show_default=True, type=ChoiceFrom("kg.query.format_names", "RESULT_FORMATS"),
               help="table, SPARQL 1.1 results json/csv/tsv; turtle or nt for CONSTRUCT/DESCRIBE.")
 @click.option("--bind", "binds", multiple=True, metavar="NAME=VALUE",
               help="Bind ?NAME to an RDF term in N3 syntax (arith:n7, 0.9, '\"x\"@en'); repeatable.")

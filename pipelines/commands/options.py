@@ -21,7 +21,7 @@ VIEW_DIR_HELP = ("Folder of the store's RDF view (env NEUROSYM_VIEW_DIR; default
 
 
 class ChoiceFrom(click.Choice):
-    """A ``click.Choice`` over the names a library module defines (``ChoiceFrom("kg.query.plain_formats",
+    """A ``click.Choice`` over the names a library module defines (``ChoiceFrom("kg.query.format_names",
     "RESULT_FORMATS")``), read when the option is first shown or used rather than at start-up."""
 
     def __init__(self, module: str, name: str) -> None:

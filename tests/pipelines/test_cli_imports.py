@@ -87,7 +87,7 @@ def test_the_query_timeout_default_is_the_store_s():
 def test_format_choices_come_from_the_library_when_used(small_store):
     from click.testing import CliRunner
 
-    from kg.query.evaluate import RESULT_FORMATS
+    from kg.query.format_names import RESULT_FORMATS
     from pipelines.cli import main
 
     result = CliRunner().invoke(main, ["query", "ASK {}", "--format", "yaml", "--store", small_store])

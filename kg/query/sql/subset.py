@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kg.rdf.prefixes import PREFIXES
-from kg.query.guard import _LEX
+from kg.rdf.prefixes import PREFIXES, RDF_TYPE, RDFS_SUBCLASS_OF, XSD_NS
+from kg.query import lexer
 
-RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
-SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
-XSD = "http://www.w3.org/2001/XMLSchema#"
+SUBCLASS, XSD = RDFS_SUBCLASS_OF, XSD_NS
 #: The predicate a ``rdf:type/rdfs:subClassOf*`` path is parsed into.
 TYPE_CLOSURE = "type-closure"
 _COMPARISONS = {"=", "!=", "<", ">", "<=", ">="}
@@ -47,7 +45,7 @@ class Query:
 
 class _Tokens:
     def __init__(self, query: str, prefixes: dict[str, str]):
-        self.items = [(m.lastgroup, m.group()) for m in _LEX.finditer(query) if m.lastgroup not in ("ws", "comment")]
+        self.items = lexer.significant(query)
         self.pos, self.prefixes = 0, dict(prefixes)
 
     def peek(self, offset: int = 0) -> tuple[str, str]:

@@ -8,8 +8,9 @@ from rdflib import Literal, URIRef
 from sqlalchemy import bindparam, text
 
 from kg.rdf import vocab
+from kg.rdf.prefixes import XSD_NS
 
-XSD = "http://www.w3.org/2001/XMLSchema#"
+XSD = XSD_NS
 
 
 def double_lexical(value: float) -> str:

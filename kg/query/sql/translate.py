@@ -34,12 +34,12 @@ from kg.query.sql.subset import (
     ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, parse, sql_predicates,
 )
 from kg.query.sql.terms import fold_counts, order_key, to_terms
+from kg.rdf.prefixes import PROV_NS, SKOS_NS
 
 _NS = str(vocab.NS)
 #: Types the view gives nodes it derives from the run tables; a class query reaching them falls back.
 DERIVED_TYPES = frozenset({
-    _NS + "Run", _NS + "Alignment", "http://www.w3.org/ns/prov#Activity",
-    "http://www.w3.org/2004/02/skos/core#ConceptScheme", "http://www.w3.org/2004/02/skos/core#Concept",
+    _NS + "Run", _NS + "Alignment", PROV_NS + "Activity", SKOS_NS + "ConceptScheme", SKOS_NS + "Concept",
 })
 _NUMERIC = {XSD + t for t in ("integer", "decimal", "double", "float")}
 
@@ -310,7 +310,7 @@ def _fold_per_code(sql: _Sql, q: Query) -> bool:
 def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int | None = None,
            timeout_s: float | None = None):
     """The ``SparqlResult`` of ``query`` computed in SQL, or None when it is outside the subset."""
-    from kg.query.evaluate import SparqlResult
+    from kg.query.result import SparqlResult
 
     try:
         q = parse(query, prefixes)
