@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from kg.store import Store
-from kg.rdf.vocab import GRAPH_BASE, NS, input_iri
+from kg.rdf.vocab import input_iri, member_predicate, tuple_iri, tuples_graph
 from neurosym.config import to_dict
 from neurosym.errors import ConfigError
 from neurosym.tasks import encode_codes
@@ -24,8 +24,6 @@ from neurosym.version import code_version
 from pipelines.config import ExperimentConfig
 from pipelines.train_step import PreparedTask, build_model, file_hash
 
-ORDINALS = ("first", "second", "third", "fourth")
-RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 
 
 @dataclass
@@ -58,10 +56,6 @@ def load_trained_model(config: ExperimentConfig, prepared: PreparedTask, run_dir
     except RuntimeError as exc:
         raise ConfigError(f"{checkpoint}: checkpoint is from another architecture ({str(exc).splitlines()[0]})") from None
     return model.eval()
-
-
-def pair_iri(dataset: str, index: int) -> str:
-    return input_iri(dataset, "test-tuples", f"tuple-{index}")
 
 
 def encode(config: ExperimentConfig, prepared: PreparedTask, run_dir: str | Path, store: Store,
@@ -100,17 +94,12 @@ def encode(config: ExperimentConfig, prepared: PreparedTask, run_dir: str | Path
     return EncodedRun(run_id, splits, members.numpy(), labels.numpy())
 
 
-def member_predicate(position: int) -> str:
-    """``ns:first`` .. ``ns:fourth``, then RDF's container membership properties ``rdf:_5``, ``rdf:_6``..."""
-    return str(NS[ORDINALS[position]]) if position < len(ORDINALS) else f"{RDF}_{position + 1}"
-
-
 def write_tuples(store: Store, dataset: str, split: EncodedSplit, members: np.ndarray) -> None:
     """Test tuples as facts: ``<tuple> ns:first <input>; ns:second <input>`` (graph ``graph:tuples``)."""
     triples = []
     for index, row in enumerate(members):
-        subject = pair_iri(dataset, index)
+        subject = tuple_iri(dataset, index)
         for position, member in enumerate(row):
             obj = input_iri(dataset, "test", split.keys[member])
             triples.append((subject, member_predicate(position), obj))
-    store.add_triples(triples, graph=f"{GRAPH_BASE}tuples/{dataset}", replace=True)
+    store.add_triples(triples, graph=tuples_graph(dataset), replace=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from kg.rules.facts import rule_facts
 from kg.rules.engine import RuleSet, evaluate, load_rules
 from kg.store import Store
-from kg.rdf.vocab import GRAPH_BASE
+from kg.rdf.vocab import rules_graph
 
 
 @dataclass
@@ -23,11 +23,6 @@ class RulesOutcome:
     per_rule: dict[str, int]
     iterations: int
     seconds: float
-
-
-def rules_graph(rule_id: str, run_id: int | None) -> str:
-    scope = f"run-{run_id}/" if run_id is not None else ""
-    return f"{GRAPH_BASE}rules/{scope}{rule_id}"
 
 
 def apply_rules(store: Store, paths: list[str | Path], run_id: int | None = None, combine: str = "product",

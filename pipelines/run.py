@@ -13,10 +13,10 @@ from pathlib import Path
 
 from kg.store import Store
 from pipelines.align_step import AlignOutcome, align
-from pipelines.config import ExperimentConfig, load_config, resolve_path
+from pipelines.config import ExperimentConfig, resolve_path
 from pipelines.encode_step import encode
 from pipelines.rules_step import RulesOutcome, apply_rules
-from pipelines.run_folder import RunResult, default_run_dir
+from pipelines.run_folder import RunResult
 from pipelines.train_step import prepare_task, train
 
 DEMO_QUERIES = {
@@ -99,14 +99,6 @@ def run(config: ExperimentConfig, base: Path | None, store: Store, run_dir: str 
                           "alignment_acc": aligned.accuracy, "pipeline": result.summary()})
     trained.save()
     return result
-
-
-def run_from_path(path: str | Path | None, store_url: str, run_dir: str | Path | None = None,
-                  progress: bool = True, **overrides) -> PipelineResult:
-    config, base = load_config(path, **overrides)
-    run_dir = Path(run_dir or default_run_dir(config))
-    with Store.open(store_url) as store:
-        return run(config, base, store, run_dir, progress=progress)
 
 
 def demo_queries(store: Store) -> dict[str, str]:

@@ -31,7 +31,7 @@ from kg.query.evaluate import evaluate
 from kg.store import Store
 
 #: Graphs that SQL derives (rebuilt from tables): updates may not write into them.
-DERIVED_GRAPHS = (vocab.RUN_BASE, vocab.INPUTS_GRAPH, vocab.GRAPH_BASE + "rules/")
+DERIVED_GRAPHS = (vocab.RUN_BASE, vocab.INPUTS_GRAPH, vocab.RULES_GRAPHS)
 #: Where ``INSERT DATA`` puts triples given outside any ``GRAPH`` block.
 USER_GRAPH = vocab.GRAPH_BASE + "user"
 TEXT = "text/plain; charset=utf-8"

@@ -41,10 +41,6 @@ OUTPUT_FORMATS = {
     "trig": (ox.RdfFormat.TRIG, True),
 }
 
-#: One stored term: (value, kind, datatype, lang); datatype and lang are '' when absent.
-Row = tuple[str, str, str, str]
-
-
 def to_ox(term: Node | str):
     """An rdflib term (or a ``str`` IRI) as a pyoxigraph term; an IRI, language tag or datatype that the
     RDF view would refuse raises ``KGError`` naming it."""
@@ -60,15 +56,6 @@ def to_ox(term: Node | str):
     except ValueError as exc:
         raise KGError(f"invalid RDF term {term!r}: {exc}") from None
     raise KGError(f"unsupported RDF term {term!r}")
-
-
-def row_to_term(value: str, kind: str, datatype: str = "", lang: str = "") -> Node:
-    """Decode a stored term back into an rdflib term (the lexical form is kept as stored)."""
-    if kind == "iri":
-        return URIRef(value)
-    if kind == "bnode":
-        return BNode(value)
-    return Literal(value, datatype=URIRef(datatype) if datatype else None, lang=lang or None, normalize=False)
 
 
 def _escape(text: str) -> str:

@@ -27,6 +27,12 @@ DEFAULT_KG_GRAPH = GRAPH_BASE + "kg"
 #: Graph holding the description of inputs (dataset, split, key), shared by all runs.
 INPUTS_GRAPH = GRAPH_BASE + "inputs"
 
+#: Named graphs of rule facts start here: ``graph:rules/{rule_id}``, or ``graph:rules/run-{id}/{rule_id}``
+#: for the rules applied to a run (written by ``neurosym rules apply``, derived data the endpoint protects).
+RULES_GRAPHS = GRAPH_BASE + "rules/"
+#: The predicates naming a test tuple's members in order: ns:first .. ns:fourth, then rdf:_5, rdf:_6, ...
+MEMBER_ORDINALS = ("first", "second", "third", "fourth")
+
 #: Alignments at or above this confidence are ``skos:exactMatch``, below it ``skos:closeMatch``.
 EXACT_MATCH_THRESHOLD = 0.5
 
@@ -35,13 +41,8 @@ EXACT_MATCH_THRESHOLD = 0.5
 from kg.rdf.prefixes import PREFIXES  # noqa: E402, F401
 
 
-def sparql_prologue() -> str:
-    """The PREFIX lines for every prefix above, to prepend to a query."""
-    return "".join(f"PREFIX {p}: <{iri}>\n" for p, iri in PREFIXES.items())
-
-
-def _segment(text: str) -> str:
-    # Percent-encode so that any key (spaces, slashes, unicode) yields one valid IRI path segment.
+def iri_segment(text: str) -> str:
+    """``text`` as one IRI path segment: percent-encoded, so that any key (spaces, slashes, unicode) yields a valid IRI."""
     return quote(str(text), safe="-._~")
 
 
@@ -68,9 +69,35 @@ def assignment_iri(run_id: int, input_id: int, slot: int, rank: int = 0) -> str:
 
 def alignment_iri(run_id: int, index: int, entity_id: int, method: str) -> str:
     """The node of one alignment (code to entity by a method) of a run."""
-    return f"{RUN_BASE}{int(run_id)}/alignment/{int(index)}/{int(entity_id)}/{_segment(method)}"
+    return f"{RUN_BASE}{int(run_id)}/alignment/{int(index)}/{int(entity_id)}/{iri_segment(method)}"
 
 
 def input_iri(dataset: str, split: str, key: str) -> str:
     """The IRI of one input: ``input:{dataset}/{split}/{key}``, each part percent-encoded."""
-    return f"{INPUT_BASE}{_segment(dataset)}/{_segment(split)}/{_segment(key)}"
+    return f"{INPUT_BASE}{iri_segment(dataset)}/{iri_segment(split)}/{iri_segment(key)}"
+
+
+def rules_graph(rule_id: str, run_id: int | None = None) -> str:
+    """The named graph of one rule's derived facts, over one run's symbols or (``run_id`` None) the KG's."""
+    return f"{run_rules_graphs(run_id)}{rule_id}" if run_id is not None else f"{RULES_GRAPHS}{rule_id}"
+
+
+def run_rules_graphs(run_id: int) -> str:
+    """The start of the named graphs of every rule applied to run ``run_id``."""
+    return f"{RULES_GRAPHS}run-{int(run_id)}/"
+
+
+def tuple_iri(dataset: str, index: int) -> str:
+    """Test tuple ``index`` of a dataset (its members in order by ``member_predicate``)."""
+    return input_iri(dataset, "test-tuples", f"tuple-{index}")
+
+
+def tuples_graph(dataset: str) -> str:
+    """The named graph of a dataset's test tuples."""
+    return f"{GRAPH_BASE}tuples/{dataset}"
+
+
+def member_predicate(position: int) -> str:
+    """The predicate of a tuple's member at ``position``: ``ns:first`` .. ``ns:fourth``, then RDF's container
+    membership properties ``rdf:_5``, ``rdf:_6``, ..."""
+    return str(NS[MEMBER_ORDINALS[position]]) if position < len(MEMBER_ORDINALS) else f"{RDF}_{position + 1}"

@@ -296,6 +296,19 @@ def evaluate(rules: RuleSet | Iterable[Rule], facts: Iterable[tuple[str, str, st
     relations, ids = _load(facts)
     t_load = time.perf_counter()
 
+    _check_predicates(rules, rule_list, relations)
+    joiner = _RuleJoiner(rule_list, relations, ids, combine)
+    iteration, new_per_iteration = _fixpoint(rule_list, relations, joiner, max_iterations)
+    t_fix = time.perf_counter()
+    derived = _derived_facts(rule_list, relations, ids)
+    t_end = time.perf_counter()
+    return RulesResult(derived, iteration, t_end - t0,
+                       {"load": t_load - t0, "fixpoint": t_fix - t_load, "output": t_end - t_fix},
+                       new_per_iteration)
+
+
+def _check_predicates(rules, rule_list: list[Rule], relations: dict[str, _Relation]) -> None:
+    """Refuse a body predicate that no fact, rule head or ``@predicate`` declaration knows."""
     known = set(relations) | {r.head.predicate for r in rule_list}
     known |= set(getattr(rules, "declared", {}).values())
     for rule in rule_list:
@@ -303,9 +316,11 @@ def evaluate(rules: RuleSet | Iterable[Rule], facts: Iterable[tuple[str, str, st
             if atom.predicate not in known:
                 raise rule.error(f"unknown predicate <{atom.predicate}>: no fact, rule head or "
                                  f"@predicate declaration uses it")
-    joiner = _RuleJoiner(rule_list, relations, ids, combine)
-    heads = {r.head.predicate for r in rule_list}
 
+
+def _fixpoint(rule_list: list[Rule], relations: dict[str, _Relation], joiner: _RuleJoiner,
+              max_iterations: int) -> tuple[int, list[int]]:
+    """Semi-naive rounds until nothing is new or better: (rounds run, facts new per round)."""
     delta: dict[str, _Relation] = {}
     new_per_iteration: list[int] = []
     for iteration in range(1, max_iterations + 1):
@@ -330,15 +345,17 @@ def evaluate(rules: RuleSet | Iterable[Rule], facts: Iterable[tuple[str, str, st
                 producing_rules.update(np.unique(d.rule).tolist())
         new_per_iteration.append(sum(len(d) for d in delta.values()))
         if not delta:
-            break
-    else:
-        producing = [rule_list[r] for r in sorted(producing_rules)]
-        first = producing[0]
-        raise RuleError(f"no fixpoint after {max_iterations} iterations; rules still producing new or better "
-                        f"facts: {', '.join(f'[{r.id}] ({r.source}:{r.line})' for r in producing)}",
-                        source=first.source, line=first.line, rule_id=first.id)
-    t_fix = time.perf_counter()
+            return iteration, new_per_iteration
+    producing = [rule_list[r] for r in sorted(producing_rules)]
+    first = producing[0]
+    raise RuleError(f"no fixpoint after {max_iterations} iterations; rules still producing new or better "
+                    f"facts: {', '.join(f'[{r.id}] ({r.source}:{r.line})' for r in producing)}",
+                    source=first.source, line=first.line, rule_id=first.id)
 
+
+def _derived_facts(rule_list: list[Rule], relations: dict[str, _Relation], ids) -> DerivedFacts:
+    """The facts the rules derived that were not given, as terms."""
+    heads = {r.head.predicate for r in rule_list}
     terms = np.array(list(ids), dtype=object)
     rule_ids = np.array([r.id for r in rule_list] or [""], dtype=object)
     parts = []
@@ -347,18 +364,13 @@ def evaluate(rules: RuleSet | Iterable[Rule], facts: Iterable[tuple[str, str, st
         keep = ~rel.given
         if keep.any():
             parts.append((p, rel.s[keep], rel.o[keep], rel.conf[keep], rel.rule[keep]))
-    if parts:
-        derived = DerivedFacts(
-            terms[np.concatenate([x[1] for x in parts])],
-            np.repeat(np.array([x[0] for x in parts], dtype=object), [len(x[1]) for x in parts]),
-            terms[np.concatenate([x[2] for x in parts])],
-            np.concatenate([x[3] for x in parts]),
-            rule_ids[np.concatenate([x[4] for x in parts])],
-        )
-    else:
+    if not parts:
         e = np.zeros(0, dtype=object)
-        derived = DerivedFacts(e, e, e, np.zeros(0), e)
-    t_end = time.perf_counter()
-    return RulesResult(derived, iteration, t_end - t0,
-                       {"load": t_load - t0, "fixpoint": t_fix - t_load, "output": t_end - t_fix},
-                       new_per_iteration)
+        return DerivedFacts(e, e, e, np.zeros(0), e)
+    return DerivedFacts(
+        terms[np.concatenate([x[1] for x in parts])],
+        np.repeat(np.array([x[0] for x in parts], dtype=object), [len(x[1]) for x in parts]),
+        terms[np.concatenate([x[2] for x in parts])],
+        np.concatenate([x[3] for x in parts]),
+        rule_ids[np.concatenate([x[4] for x in parts])],
+    )

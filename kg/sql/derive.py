@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from urllib.parse import quote
 
 from sqlalchemy import Connection, select
 
@@ -116,8 +115,7 @@ def _assignment_lines(
     conn: Connection, run_id: int, codes: dict[int, tuple[str, str | None]], tail: str, batch: int
 ) -> Iterator[str]:
     # The hot loop of a view build (one iteration per assignment): constant parts are hoisted, and one
-    # f-string emits all lines of a row.
-    a_base = f"<{vocab.RUN_BASE}{run_id}/a/"
+    # f-string emits all lines of a row; the IRIs come from kg.rdf.vocab, their one home.
     p_input, p_slot, p_rank = f"<{_NS}input>", f"<{_NS}slot>", f"<{_NS}rank>"
     p_code, p_entity, p_conf, p_has = f"<{_NS}code>", f"<{_NS}entity>", f"<{_NS}confidence>", f"<{_NS}hasConcept>"
     integer, double = f"^^<{XSD_NS}integer>", f"^^<{XSD_NS}double>"
@@ -136,9 +134,9 @@ def _assignment_lines(
             prefix = prefixes.get((dataset, split))
             if prefix is None:
                 prefix = prefixes[(dataset, split)] = vocab.input_iri(dataset, split, "")
-            i = f"<{prefix}{quote(key, safe='-._~')}>"
+            i = f"<{prefix}{vocab.iri_segment(key)}>"
             c, e = codes[code]
-            a = f"{a_base}{input_id}-{slot}>" if rank == 0 else f"{a_base}{input_id}-{slot}-{rank}>"
+            a = f"<{vocab.assignment_iri(run_id, input_id, slot, rank)}>"
             line = f"{a} {p_input} {i}{tail}{a} {p_code} {c}{tail}{a} {p_conf} \"{conf!r}\"{double}{tail}"
             if slot:
                 line += f"{a} {p_slot} \"{slot}\"{integer}{tail}"

@@ -46,11 +46,6 @@ def set_complete(engine: Engine, run_id: int, complete: bool) -> None:
         bump(conn, vocab.run_iri(run_id))
 
 
-def rules_graph_prefix(run_id: int) -> str:
-    """Named graphs of rule facts derived from one run start with this IRI (see pipelines.rules_step)."""
-    return f"{vocab.GRAPH_BASE}rules/run-{int(run_id)}/"
-
-
 def delete_runs(engine: Engine, run_ids: Sequence[int] | None = None, incomplete: bool = False) -> list[int]:
     """Delete runs (given ids, or all incomplete ones) with their codes, assignments, alignments and
     rule graphs, in one transaction; returns the ids deleted."""
@@ -66,7 +61,7 @@ def delete_runs(engine: Engine, run_ids: Sequence[int] | None = None, incomplete
             conn.execute(delete(Alignment).where(Alignment.run_id == run_id))
             conn.execute(delete(Code).where(Code.run_id == run_id))
             conn.execute(delete(Run).where(Run.id == run_id))
-            prefix = rules_graph_prefix(run_id)
+            prefix = vocab.run_rules_graphs(run_id)
             conn.execute(delete(Triple).where(Triple.graph.startswith(prefix, autoescape=True)))
             # No counter means no graph: the view drops these graphs on its next sync.
             conn.execute(delete(GraphVersion).where(GraphVersion.graph.startswith(prefix, autoescape=True)))

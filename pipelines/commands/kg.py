@@ -9,7 +9,6 @@ Each command opens the store named by ``--store`` (before or after the subcomman
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -23,12 +22,13 @@ def kg_group() -> None:
     """Knowledge store: load and export RDF, rebuild the RDF view, list runs."""
 
 
-def _new_sqlite_file(store: str) -> Path | None:
-    """The SQLite file ``store`` names if it does not exist yet (so that a failed load can remove it)."""
+def _new_store_files(store: str):
+    """What a load creates for a store that does not exist yet (``kg.sql.location``), to remove if it fails."""
     from kg.sql.engine import store_url
+    from kg.sql.location import NewStoreFiles
 
     _, sqlite_file = store_url(store)
-    return sqlite_file if sqlite_file is not None and not sqlite_file.exists() else None
+    return NewStoreFiles(sqlite_file, getattr(store, "view_dir", None))
 
 
 @kg_group.command("load")
@@ -49,7 +49,7 @@ def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store) -> 
 
     files = tuple(path if path.is_file() else bundled.find(path) or path for path in files)
 
-    created = _new_sqlite_file(store)
+    created = _new_store_files(store)
     try:
         with Store.open(store) as st, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", IllTypedLiteralWarning)
@@ -67,10 +67,7 @@ def load(files: tuple[Path, ...], graph: str | None, fmt: str | None, store) -> 
                 return
             st.sync_rdf()
     except BaseException:
-        if created is not None:  # a load that failed on a new store leaves no empty store behind
-            for leftover in (created, created.with_name(created.name + "-wal"), created.with_name(created.name + "-shm")):
-                leftover.unlink(missing_ok=True)
-            shutil.rmtree(created.with_suffix(".oxigraph"), ignore_errors=True)
+        created.remove()  # a load that failed on a new store leaves no empty store behind
         raise
     click.echo(f"loaded {added} new triples from {len(files)} file(s) into {store}")
 

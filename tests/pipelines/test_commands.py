@@ -25,7 +25,7 @@ from sklearn.datasets import load_digits
 from kg.store import Store
 from kg.rdf.vocab import ARITH, NS
 from pipelines.cli import main
-from pipelines.rules_step import rules_graph
+from kg.rdf.vocab import rules_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 ARITHMETIC = ROOT / "data" / "arithmetic.ttl"
