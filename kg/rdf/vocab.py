@@ -14,13 +14,17 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from rdflib import Namespace
-from rdflib.namespace import OWL, PROV, RDF, RDFS, SKOS, XSD
+from rdflib.namespace import OWL, PROV, RDF, RDFS, SKOS, XSD  # noqa: F401 - re-exported for the store's users
 
-NS = Namespace("https://w3id.org/neurosym/vocab#")
-ARITH = Namespace("https://w3id.org/neurosym/arith#")
-RUN_BASE = "https://w3id.org/neurosym/run/"
-INPUT_BASE = "https://w3id.org/neurosym/input/"
-GRAPH_BASE = "https://w3id.org/neurosym/graph/"
+from kg.rdf.prefixes import PREFIXES
+
+# The namespaces are written once, as plain strings, in kg.rdf.prefixes (rdflib-free, for the CLI's
+# fast start); here they become rdflib Namespaces and the bases IRIs are minted from.
+NS = Namespace(PREFIXES["ns"])
+ARITH = Namespace(PREFIXES["arith"])
+RUN_BASE = PREFIXES["run"]
+INPUT_BASE = PREFIXES["input"]
+GRAPH_BASE = PREFIXES["graph"]
 
 #: Named graph that ``load_rdf`` uses when no graph is given.
 DEFAULT_KG_GRAPH = GRAPH_BASE + "kg"
@@ -35,10 +39,6 @@ MEMBER_ORDINALS = ("first", "second", "third", "fourth")
 
 #: Alignments at or above this confidence are ``skos:exactMatch``, below it ``skos:closeMatch``.
 EXACT_MATCH_THRESHOLD = 0.5
-
-# The prefixes every query may use, as plain strings (rdflib-free, for the CLI's fast start);
-# tests/kg/test_fresh_view.py checks they equal the namespaces above.
-from kg.rdf.prefixes import PREFIXES  # noqa: E402, F401
 
 
 def iri_segment(text: str) -> str:
