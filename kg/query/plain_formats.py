@@ -18,7 +18,7 @@ import math
 import unicodedata
 
 from kg.query.format_names import check_written
-from kg.rdf.prefixes import PREFIXES, XSD_NS, XSD_STRING
+from kg.rdf.prefixes import OWL_NS, PREFIXES, PROV_NS, RDF_NS, RDFS_NS, SKOS_NS, XSD_NS, XSD_STRING
 
 #: The formats of ``SparqlResult.serialize`` (``neurosym query --format``).
 #: Those this module writes (the graph formats need rdflib's serializers).
@@ -32,11 +32,11 @@ RDFLIB_DEFAULT_PREFIXES = {
     "dcterms": "http://purl.org/dc/terms/", "doap": "http://usefulinc.com/ns/doap#",
     "foaf": "http://xmlns.com/foaf/0.1/", "geo": "http://www.opengis.net/ont/geosparql#",
     "odrl": "http://www.w3.org/ns/odrl/2/", "org": "http://www.w3.org/ns/org#",
-    "owl": "http://www.w3.org/2002/07/owl#", "prof": "http://www.w3.org/ns/dx/prof/",
-    "prov": "http://www.w3.org/ns/prov#", "qb": "http://purl.org/linked-data/cube#",
-    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "owl": OWL_NS, "prof": "http://www.w3.org/ns/dx/prof/",
+    "prov": PROV_NS, "qb": "http://purl.org/linked-data/cube#",
+    "rdf": RDF_NS, "rdfs": RDFS_NS,
     "schema": "https://schema.org/", "sh": "http://www.w3.org/ns/shacl#",
-    "skos": "http://www.w3.org/2004/02/skos/core#", "sosa": "http://www.w3.org/ns/sosa/",
+    "skos": SKOS_NS, "sosa": "http://www.w3.org/ns/sosa/",
     "ssn": "http://www.w3.org/ns/ssn/", "time": "http://www.w3.org/2006/time#",
     "vann": "http://purl.org/vocab/vann/", "void": "http://rdfs.org/ns/void#",
     "wgs": "https://www.w3.org/2003/01/geo/wgs84_pos#", "xml": "http://www.w3.org/XML/1998/namespace",
