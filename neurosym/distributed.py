@@ -1,9 +1,11 @@
-"""The ``torchrun`` process group as the training loop sees it: joining it, each rank's place, rank
-0's weights for everyone, and averaged gradients."""
+"""The ``torchrun`` process group as the training loop sees it: each rank's place, rank 0's weights
+for everyone, and averaged gradients.
+
+Joining the group (backend, one GPU per local rank) is the launcher's business: see
+``pipelines/distributed.py``.
+"""
 
 from __future__ import annotations
-
-import os
 
 import torch
 from torch import nn
@@ -16,22 +18,6 @@ def distributed_context() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def init_distributed() -> tuple[int, int]:
-    """Join the process group ``torchrun`` describes in the environment (no-op for one process).
-
-    Uses NCCL with one GPU per local rank when CUDA is present, gloo on CPU. Returns (rank, world).
-    """
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
-    return distributed_context()
 
 
 def broadcast_state(model: nn.Module) -> None:
