@@ -1,12 +1,19 @@
-"""The ``torchrun`` process group as the training loop sees it: joining it, each rank's place, rank
-0's weights for everyone, and averaged gradients."""
+"""The ``torchrun`` process group as the training loop sees it: each rank's place and share of a
+batch, rank 0's weights for everyone, averaged gradients and losses.
+
+Joining the group (backend, one GPU per local rank) is the launcher's business: see
+``pipelines/distributed.py``. Without a group, ``distributed_context`` sees one rank and
+``broadcast_state`` and ``mean_over_ranks`` do nothing.
+"""
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+from neurosym.errors import ConfigError
 
 
 def distributed_context() -> tuple[int, int]:
@@ -18,28 +25,50 @@ def distributed_context() -> tuple[int, int]:
     return 0, 1
 
 
-def init_distributed() -> tuple[int, int]:
-    """Join the process group ``torchrun`` describes in the environment (no-op for one process).
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in the group: ``rank`` of ``world``."""
 
-    Uses NCCL with one GPU per local rank when CUDA is present, gloo on CPU. Returns (rank, world).
-    """
-    import torch.distributed as dist
+    rank: int = 0
+    world: int = 1
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
-    return distributed_context()
+    @property
+    def lead(self) -> bool:
+        """Only rank 0 logs, evaluates and writes files."""
+        return self.rank == 0
+
+    @property
+    def shard(self) -> dict[str, int]:
+        """The keywords a task's ``batches`` takes to give this rank its share of every batch."""
+        return {"rank": self.rank, "world": self.world} if self.world > 1 else {}
 
 
-def broadcast_state(model: nn.Module) -> None:
-    """Start every rank from rank 0's weights and buffers."""
+def training_ranks(batch_size: int) -> Ranks:
+    """The current group's ranks, checked against a batch that every rank takes an equal share of."""
+    rank, world = distributed_context()
+    if batch_size % world:
+        raise ConfigError(f"train.batch_size {batch_size} is not divisible by the world size {world}")
+    return Ranks(rank, world)
+
+
+def broadcast_state(model: nn.Module, world: int) -> None:
+    """Start every rank from rank 0's weights and buffers (nothing to do for ``world`` = 1)."""
+    if world == 1:
+        return
     import torch.distributed as dist
 
     for tensor in list(model.parameters()) + list(model.buffers()):
         dist.broadcast(tensor.data, src=0)
+
+
+def mean_over_ranks(value: Tensor, world: int) -> Tensor:
+    """The mean of a 0-d ``value`` over the ranks (in place; ``value`` itself for one rank)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(value)
+        value /= world
+    return value
 
 
 def average_gradients(model: nn.Module, world: int) -> None:

@@ -10,6 +10,7 @@ several random starts (``best_code_order``; a swap-by-swap search cannot leave t
 renames the codes in the layer (and in the optimizer's moment estimates) so training goes on from the
 better grounding.
 This is what alignment does after training, done during it while it can still change the outcome.
+``Regrounding`` is the training loop's hook that does it at the points ``train.reground_at`` names.
 
 Shape legend: G groups, A inputs per group, K codes.
 """
@@ -20,6 +21,10 @@ from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
+
+from neurosym.callbacks import TrainingCallback
+from neurosym.errors import ConfigError
+from neurosym.loop import Loop, concept_layers
 
 
 def best_code_order(log_likelihood: Callable[[Tensor, Tensor], Tensor], log_probs: Tensor, labels: Tensor,
@@ -75,3 +80,43 @@ def reorder_rows(tensors: Iterable[Tensor], order: Tensor, optimizer: torch.opti
 
 def is_identity(order: Tensor) -> bool:
     return bool((order == torch.arange(len(order))).all())
+
+
+class Regrounding(TrainingCallback):
+    """Rename the codes to the order the task finds best after the steps ``train.reground_at`` names
+    (in epochs: 0.25 is a quarter into the first); the epoch's row counts the renamings in
+    ``code_reorders``. Needs a task that can find the order (``reground``: a query-labelled task)."""
+
+    def __init__(self, loop: Loop) -> None:
+        if not hasattr(loop.task, "reground"):
+            raise ConfigError("train.reground_at needs a task labelled through a query (task.knowledge with groups); "
+                              f"{type(loop.task).__name__} has no code order to re-ground")
+        self.steps = {max(1, round(point * loop.steps_per_epoch)) for point in loop.config.reground_at}
+        self.reorders = 0
+
+    def pre_epoch(self, loop: Loop) -> None:
+        self.reorders = 0
+
+    def after_steps(self, loop: Loop, steps: int) -> None:
+        """The model has taken its first ``steps`` steps elsewhere (the probe): rename once if any
+        point falls within them."""
+        if any(step <= steps for step in self.steps):
+            self.reorders += reground(loop.model, loop.task, loop.start.optimizer, loop.device)
+
+    def on_batch(self, loop: Loop, step: int) -> None:
+        if step + 1 in self.steps:
+            self.reorders += reground(loop.model, loop.task, loop.start.optimizer, loop.device)
+
+    def metrics(self, loop: Loop) -> dict[str, float]:
+        return {"code_reorders": self.reorders}
+
+
+def reground(model: nn.Module, task, optimizer: torch.optim.Optimizer, device: torch.device) -> int:
+    """Rename the codes of ``model``'s concept layers to the order ``task`` finds best (1), or leave
+    them (0); the optimizer's moments follow the rows."""
+    order = task.reground(model, device)
+    if order is None:
+        return 0
+    for layer in concept_layers(model):
+        reorder_rows(layer.code_tensors(), order, optimizer)
+    return 1

@@ -128,6 +128,26 @@ def test_the_start_that_explains_the_labels_best_goes_on_in_the_callers_model(tm
     assert torch.equal(model.concept.to_logits.weight.argmax(1), torch.arange(10))  # the caller's object holds it
 
 
+def test_the_probe_and_the_loop_draw_each_epoch_from_one_seed(tmp_path, adder_chain):
+    """Every start of the probe trains on epoch 0's batches, and the winner goes on with them."""
+    from neurosym.loop import epoch_seed
+
+    drawn = []
+
+    class Recording(GroupTask):
+        def batches(self, epoch, generator, batch_size, **shard):
+            drawn.append((epoch, generator.initial_seed()))
+            return super().batches(epoch, generator, batch_size, **shard)
+
+    symbols = torch.randint(0, 10, (400,), generator=torch.Generator().manual_seed(0))
+    task = Recording(SymbolData(F.one_hot(symbols, 10), symbols), SymbolData(F.one_hot(symbols, 10), symbols),
+                     adder_chain(2), seed=0)
+    config = TrainConfig(epochs=2, batch_size=20, seed=5, warmup_steps=0, device="cpu", probe_starts=3, probe_epochs=0.5)
+    fit(Misnamer(SHIFTED), task, config, tmp_path / "run", resume=False, progress=False,
+        restart=lambda: Misnamer(list(range(10))))
+    assert drawn == [(0, epoch_seed(5, 0))] * 4 + [(1, epoch_seed(5, 1))]  # three starts, then the loop
+
+
 def test_several_starts_need_a_way_to_build_the_model(tmp_path, adder_chain):
     symbols = torch.arange(40) % 10
     task = GroupTask(SymbolData(F.one_hot(symbols, 10), symbols), SymbolData(F.one_hot(symbols, 10), symbols),
