@@ -15,7 +15,7 @@ and change:
 - ``post_train`` once, after the last epoch (the trap verdict).
 
 The callbacks for probe starts, re-grounding and the trap live with their ideas
-(``neurosym.probe``, ``neurosym.regrounding``, ``neurosym.trap``); this module holds the base and
+(``neurosym.probe``, ``neurosym.regrounding``, ``neurosym.trap_check``); this module holds the base and
 the run folder's: ``Checkpoint``, ``MetricsFile`` and ``Evaluation``.
 """
 

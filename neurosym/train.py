@@ -29,7 +29,8 @@ from neurosym.loop import Loop, concept_layers, make_start, train_batches
 from neurosym.probe import ProbeStarts
 from neurosym.regrounding import Regrounding
 from neurosym.train_config import TrainConfig
-from neurosym.trap import TrapCheck, Verdict, can_check
+from neurosym.trap import Verdict, can_check
+from neurosym.trap_check import TrapCheck
 
 __all__ = ["Task", "TrainConfig", "TrainResult", "fit", "load_checkpoint", "save_checkpoint", "seed_everything",
            "select_device"]
