@@ -134,7 +134,7 @@ def run_job(job: dict) -> dict:
     trap = outcome.extra.get("trap", {})
     return {"n": n, "seed": seed, "sum_acc": outcome.metrics["label_acc"], "concept_acc": outcome.metrics["concept_acc"],
             "trap_verdict": trap.get("verdict"), "train_explained": trap.get("explained_share"),
-            "restarts": trap.get("restarts"),
+            "restarts": trap.get("restarts"), "dropped_shares": trap.get("dropped_shares"),
             "train_seconds": round(outcome.train_seconds, 1), "epochs": job["epochs"], "batch_size": config.train.batch_size,
             "lr": job["lr"], "warmup": job["warmup"]}
 
