@@ -39,7 +39,7 @@ from kg.rdf.prefixes import PROV_NS, SKOS_NS
 _NS = str(vocab.NS)
 #: Types the view gives nodes it derives from the run tables; a class query reaching them falls back.
 DERIVED_TYPES = frozenset({
-    _NS + "Run", _NS + "Alignment", PROV_NS + "Activity", SKOS_NS + "ConceptScheme", SKOS_NS + "Concept",
+    _NS + "Run", _NS + "Alignment", _NS + "Explanation", _NS + "Variable", PROV_NS + "Activity", SKOS_NS + "ConceptScheme", SKOS_NS + "Concept",
 })
 _NUMERIC = {XSD + t for t in ("integer", "decimal", "double", "float")}
 
