@@ -74,7 +74,7 @@ def _explain_chunk(constraint: QueryConstraint, log_probs: Tensor, label_from: s
         predicted = constraint.predict(log_probs)
     else:
         predicted = torch.stack([marginals[v].nan_to_num(-1.0).argmax(-1) for v in constraint.evidence], 1)
-    values = constraint.explain(log_probs, predicted).values
+    values = _decode(constraint, log_probs, predicted)
     probability = {v: marginals[v].gather(1, values[v].unsqueeze(1)).squeeze(1) for v in values}
     out = GroupExplanations(values, probability, predicted)
     if true_symbols is not None:
@@ -83,6 +83,37 @@ def _explain_chunk(constraint: QueryConstraint, log_probs: Tensor, label_from: s
         out.true_labels = torch.stack([out.true_values[v] for v in constraint.evidence], 1)
         out.correct = (predicted == out.true_labels).all(1)
     return out
+
+
+def consistent(constraint: QueryConstraint, values: dict[str, Tensor]) -> Tensor:
+    """``[B]``: whether the values satisfy every relation of the query (each factor holds the fact)."""
+    ok = torch.ones(next(iter(values.values())).shape[0], dtype=torch.bool)
+    for names, table in zip(constraint.variables, constraint.tables()):
+        ok &= table[tuple(values[v] for v in names)] == 0
+    return ok
+
+
+def _decode(constraint: QueryConstraint, log_probs: Tensor, labels: Tensor, tries: int = 3) -> dict[str, Tensor]:
+    """The most probable explanation given ``labels``, made consistent where the derivative trick is not.
+
+    Under an exact tie (the same image twice in a pair: (3, 5) and (5, 3) are equally probable) the
+    gradient of the max is split between the tied assignments, and reading each variable's argmax
+    separately can mix them into values that break a relation. Those rows are decoded again with the
+    inputs' log-probabilities nudged by a fixed pattern of at most ``1e-4 * try`` nats, which breaks
+    exact ties and leaves every other ranking as it was.
+    """
+    values = constraint.explain(log_probs, labels).values
+    generator = torch.Generator().manual_seed(0)
+    for attempt in range(1, tries + 1):
+        bad = ~consistent(constraint, values)
+        if not bool(bad.any()):
+            break
+        nudge = 1e-4 * attempt * torch.rand(log_probs.shape[1:], generator=generator)  # (A, K)
+        again = constraint.explain(log_probs[bad] + nudge, labels[bad]).values
+        for v in values:
+            values[v] = values[v].clone()
+            values[v][bad] = again[v]
+    return values
 
 
 def _concat(parts: list[GroupExplanations]) -> GroupExplanations:

@@ -116,3 +116,31 @@ def test_a_store_of_schema_2_is_migrated(store_path):
         assert st.explanation_count(1) == 1
         with st.engine.connect() as conn:
             assert conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar() == "3"
+
+
+def test_bundled_rules_find_carry_chains_and_invented_carries(kg_store):
+    """Hand-made explanations of 3-digit sums: the bundled rules read carries from the latent values."""
+    from pathlib import Path
+
+    rules = Path(__file__).resolve().parents[2] / "data" / "rules" / "explanations.rules"
+    run = add_tiny_run(kg_store)
+    ids = kg_store.add_inputs("digits", "test", [f"k{i}" for i in range(8)])
+    carry = lambda i: Variable(f"c{i}", "latent" if i < 3 else "label",  # noqa: E731
+                               tuple(c for c, ok in (("carry_in", i < 3), ("carry_out", i > 0)) if ok),
+                               next=f"c{i + 1}" if i < 3 else None)
+    variables = [Variable("a0", "input", ("a",), member=0), Variable("b0", "input", ("b",), member=1)]
+    variables += [carry(i) for i in range(4)]
+    rows = {  # c0 .. c3 as explained, and as the true digits imply
+        "chain of 3": ([0, 1, 1, 1], [0, 1, 1, 1]),
+        "two, then a gap": ([0, 1, 1, 0], [0, 1, 1, 0]),
+        "gap inside": ([0, 1, 0, 1], [0, 0, 0, 1]),
+    }
+    values = [[A(1), A(9)] + [A(c) for c in explained] for explained, _ in rows.values()]
+    truth = [[A(1), A(9)] + [A(c) for c in true] for _, true in rows.values()]
+    kg_store.add_explanations(run, variables, [[ids[0], ids[1]]] * 3, values, [[0.9] * 6] * 3, truth, [True] * 3)
+    outcome = apply_rules(kg_store, [rules], run)
+    found = lambda cls: sorted(int(str(x).rsplit("/", 1)[1]) for (x,) in kg_store.sparql(  # noqa: E731
+        f"SELECT ?x WHERE {{ ?x a ns:{cls} }}").rows)
+    assert found("CarryChain3") == [0]
+    assert found("InventedCarry") == [2]
+    assert outcome.per_rule["carry"] == 3 + 2 + 2

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neurosym.errors import ConfigError
-from neurosym.explanation import explain_groups
+from neurosym.explanation import consistent, explain_groups
 from neurosym.query_constraint import Factor, QueryConstraint
 
 
@@ -94,3 +94,18 @@ def test_a_flat_relation_predicts_by_the_label_marginal():
     assert explain_groups(query, probs).predicted.tolist() == [[1]]
     with pytest.raises(ConfigError, match="label_from"):
         explain_groups(query, probs, label_from="vote")
+
+
+def test_an_exact_tie_still_gives_values_that_satisfy_the_relations(adder_chain):
+    """The same image twice: (3, 5) and (5, 3) explain a sum of 8 equally well; the derivative trick alone
+    splits its gradient between them and can read 3 + 3 or 5 + 5."""
+    query = adder_chain(1)
+    image = torch.tensor([0.01, 0.01, 0.01, 0.3, 0.01, 0.3, 0.01, 0.01, 0.01, 0.33]).log()
+    log_probs = torch.stack([image, image]).unsqueeze(0)  # (1, 2, 10)
+    labels = torch.tensor([[0, 8]])  # c1 = 0, s0 = 8
+    plain = query.explain(log_probs, labels).values
+    assert (plain["a0"].item(), plain["b0"].item()) in ((3, 3), (5, 5))  # the trick alone breaks the relation
+    out = explain_groups(query, log_probs, label_from="marginal")
+    values = {v: out.values[v].item() for v in out.values}
+    assert values["s0"] == (values["a0"] + values["b0"]) % 10 and values["c1"] == (values["a0"] + values["b0"]) // 10
+    assert consistent(query, out.values).all()
