@@ -180,9 +180,14 @@ def _variables(conn: Connection, run_id: int) -> list:
     return conn.execute(select(table).where(table.c.run_id == int(run_id)).order_by(table.c.position)).all()
 
 
+def is_iri(value: str) -> bool:
+    """Whether a stored value is stated as an IRI (else as a plain literal: a relation column's text)."""
+    return bool(_SCHEME.match(value))
+
+
 def _term(value: str) -> str:
     """An entity IRI as ``<iri>``; anything a relation's column gave that is no IRI, as a plain literal."""
-    return f"<{value}>" if _SCHEME.match(value) else nt_literal(value)
+    return f"<{value}>" if is_iri(value) else nt_literal(value)
 
 
 def explanation_lines(conn: Connection, run_id: int, tail: str, groups: Sequence[int] | None = None,
