@@ -48,6 +48,39 @@ def render(explained: list[GroupExplanation], format: str, store: Store, run_id:
     return "\n".join(_table(e, names) for e in explained)
 
 
+def failures_html(store: Store, run_id: int, limit: int = 20) -> str:
+    """The report's section on explained failures: how many test groups are wrong, and for the first
+    ``limit`` of them the label, predicted against true, and every value behind it that differs from
+    the one the true inputs imply, with its probability."""
+    import html
+
+    esc = html.escape
+    total = store.explanation_count(run_id)
+    if not total:
+        return "<h2>Explained failures</h2><p>The run has no explanations (its task has no program or query, or it was encoded before encode wrote them).</p>"
+    wrong = store.explanations(run_id, wrong=True)
+    names = {iri: label for iri, label in store.entities() if label}
+
+    def show(value: str | None) -> str:
+        return esc("?" if value is None else names.get(value, value))
+
+    parts = [f"<h2>Explained failures</h2><p>{len(wrong)} of {total} explained test groups are predicted wrong"
+             f"{f'; the first {limit}' if len(wrong) > limit else ''}. Each differing value: explained "
+             "(probability) / implied by the true inputs. <code>neurosym explain RUN --wrong</code> lists them all.</p>",
+             "<table><tr><th>group</th><th>predicted</th><th>true</th><th>latent values that differ</th>"
+             "<th>inputs read differently</th></tr>"]
+    for e in wrong[:limit]:
+        label = [b for b in e.bindings if b.role == "label"]
+        cells = []
+        for role in ("latent", "input"):
+            cells.append(", ".join(f"{esc(b.variable)}: {show(b.value)} ({b.probability:.2f}) / {show(b.true_value)}"
+                                   for b in e.bindings if b.role == role and b.true_value not in (None, b.value)))
+        parts.append(f"<tr><td>{e.group}</td><td>{' '.join(show(b.value) for b in label)}</td>"
+                     f"<td>{' '.join(show(b.true_value) for b in label)}</td><td>{cells[0]}</td><td>{cells[1]}</td></tr>")
+    parts.append("</table>")
+    return "\n".join(parts)
+
+
 def _table(e: GroupExplanation, names: dict[str, str]) -> str:
     def show(value: str | None) -> str:
         return "?" if value is None else names.get(value, value)

@@ -144,3 +144,18 @@ def test_bundled_rules_find_carry_chains_and_invented_carries(kg_store):
     assert found("CarryChain3") == [0]
     assert found("InventedCarry") == [2]
     assert outcome.per_rule["carry"] == 3 + 2 + 2
+
+
+def test_the_query_page_shows_explanation_queries_when_the_store_has_explanations(kg_store):
+    from kg.endpoint.examples import example_queries
+
+    add_tiny_run(kg_store)
+    assert not any("ns:Explanation" in t or "ns:binding" in t for t in example_queries(kg_store).values())
+    kg_store.delete_run(1)
+    run = add_explained(kg_store)
+    examples = {name: text for name, text in example_queries(kg_store).items() if "ns:binding" in text}
+    assert len(examples) == 3 and all(f"run {run}" in name for name in examples)
+    answers = {name: kg_store.sparql(text).rows for name, text in examples.items()}
+    assert len(answers[f"wrong predictions of run {run}, with the values that differ"]) == 1  # b: 9 read, 2 true
+    assert len(answers[f"predicted labels of run {run}"]) == 3
+    assert len(answers[f"accuracy per variable of run {run}"]) == 3

@@ -131,3 +131,18 @@ def test_bad_explain_inputs_are_one_line(explained, cli_runner, tmp_path):
                             (99, "Error: unknown run 99; the store holds runs [1, 2]")):
         out = cli_runner.invoke(main, ["explain", str(run_id), "--store", str(other)])
         assert out.exit_code == 1 and out.output.strip() == message and "Traceback" not in out.output
+
+
+def test_the_report_shows_the_explained_failures(explained, tmp_path):
+    from pipelines.report import write_report
+
+    store, result, _ = explained
+    wrong = store.explanations(result.run_id, wrong=True)
+    page = write_report(result.run_dir, store, tmp_path / "report").html.read_text()
+    assert f"<h2>Explained failures</h2><p>{len(wrong)} of {store.explanation_count(result.run_id)} explained" in page
+    section = page.split("<h2>Explained failures</h2>", 1)[1].split("</table>", 1)[0]
+    assert section.count("<tr><td>") == min(20, len(wrong))
+    first = wrong[0]
+    differs = [b for b in first.bindings if b.role != "label" and b.true_value != b.value]
+    row = section.split(f"<tr><td>{first.group}</td>", 1)[1].split("</tr>", 1)[0]
+    assert all(f"{b.variable}: " in row for b in differs)
