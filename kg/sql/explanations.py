@@ -85,6 +85,8 @@ def add_explanations(engine: Engine, run_id: int, variables: Sequence[Variable],
     ``true_values`` (G, V) or None; ``correct`` (G,) bools or None.
     """
     names = [v.name for v in variables]
+    if not names:
+        raise KGError("add_explanations: no variables")
     if len(set(names)) != len(names):
         raise KGError("add_explanations: a variable is named twice")
     if any(v.role not in ROLES for v in variables):

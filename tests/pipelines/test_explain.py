@@ -146,3 +146,21 @@ def test_the_report_shows_the_explained_failures(explained, tmp_path):
     differs = [b for b in first.bindings if b.role != "label" and b.true_value != b.value]
     row = section.split(f"<tr><td>{first.group}</td>", 1)[1].split("</tr>", 1)[0]
     assert all(f"{b.variable}: " in row for b in differs)
+
+
+def test_a_failing_explanation_leaves_no_run_behind(explained, monkeypatch):
+    """Explanations are written inside the hidden run: if writing them fails, the whole encode is undone."""
+    from pipelines import encode_step
+
+    store, result, prepared = explained
+    before = [r["id"] for r in store.runs(include_incomplete=True)]
+
+    def broken(store, run_id, *args):
+        store.add_explanations(run_id, [], [[1]], [[]], [[]])  # fails: no variables
+
+    monkeypatch.setattr(encode_step, "write_explanations", broken)
+    with pytest.raises(Exception, match="add_explanations: no variables"):
+        encode_step.encode(result.config, prepared, result.run_dir, store, device="cpu")
+    assert [r["id"] for r in store.runs(include_incomplete=True)] == before
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(DISTINCT run_id) FROM assignment").scalar() == len(before)
