@@ -12,7 +12,7 @@ from kg.rdf.vocab import ARITH, run_iri
 from kg.sql.explanations import Variable
 from kg.store import Store
 from pipelines.rules_step import apply_rules
-from store_backends import ARITHMETIC, BOTH_BACKENDS, add_tiny_run
+from store_backends import ARITHMETIC, BOTH_BACKENDS, add_tiny_explanations, add_tiny_run
 
 A = lambda n: str(ARITH[f"n{n}"])  # noqa: E731
 VARIABLES = [Variable("a", "input", ("a",), member=0), Variable("b", "input", ("b",), member=1),
@@ -22,13 +22,7 @@ VARIABLES = [Variable("a", "input", ("a",), member=0), Variable("b", "input", ("
 def add_explained(store: Store) -> int:
     """Run 1 with 3 explained pairs of its inputs: 2 + 3 = 5 (right), 4 + 9 = 13 (true 4 + 2), 2 + 2 = 4."""
     run = add_tiny_run(store)
-    ids = store.add_inputs("digits", "test", [f"k{i}" for i in range(8)])
-    store.add_explanations(
-        run, VARIABLES, [[ids[0], ids[1]], [ids[2], ids[3]], [ids[4], ids[6]]],
-        [[A(2), A(3), A(5)], [A(4), A(9), A(13)], [A(2), A(2), A(4)]],
-        [[0.95, 0.91, 0.8], [0.5, 0.99, 0.45], [0.2, 0.93, 0.15]],
-        true_values=[[A(2), A(3), A(5)], [A(4), A(2), A(6)], [A(2), A(2), A(4)]],
-        correct=[True, False, True])
+    add_tiny_explanations(store, run)
     return run
 
 
