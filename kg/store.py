@@ -285,7 +285,7 @@ class Store:
 
     def explanations_rdf(self, run_id: int, groups: Sequence[int] | None = None, format: str = "turtle") -> str:
         """The RDF of a run's explanations of ``groups`` (default all) in an export ``format``."""
-        named, = output_format(format)[1:]
+        _, named = output_format(format)
         with self.engine.connect() as conn:
             check_run(conn, run_id)
             tail = graph_tail(vocab.run_iri(run_id) if named else None)

@@ -20,6 +20,7 @@ def double_lexical(value: float) -> str:
     return out[:-2] if out.endswith(".0") else out
 
 
+_DOUBLE, _INTEGER, _BOOLEAN = (URIRef(XSD + t) for t in ("double", "integer", "boolean"))  # made once, not per row
 _NUMBERS = {XSD + t for t in ("integer", "decimal", "double", "float")}
 
 
@@ -85,9 +86,9 @@ def term(kind: str, value, names: dict | None = None):
     if kind == "string":
         return Literal(value)
     if kind == "boolean":
-        return Literal("true" if value else "false", datatype=URIRef(XSD + "boolean"), normalize=False)
+        return Literal("true" if value else "false", datatype=_BOOLEAN, normalize=False)
     if kind == "run":
         return URIRef(vocab.run_iri(value))
     if kind == "double":
-        return Literal(double_lexical(value), datatype=URIRef(XSD + "double"), normalize=False)
-    return Literal(str(int(value)), datatype=URIRef(XSD + "integer"), normalize=False)
+        return Literal(double_lexical(value), datatype=_DOUBLE, normalize=False)
+    return Literal(str(int(value)), datatype=_INTEGER, normalize=False)
