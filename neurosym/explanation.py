@@ -70,11 +70,13 @@ def explain_groups(constraint: QueryConstraint, log_probs: Tensor, label_from: s
 def _explain_chunk(constraint: QueryConstraint, log_probs: Tensor, label_from: str,
                    true_symbols: Tensor | None, true_labels: Tensor | None) -> GroupExplanations:
     marginals = constraint.marginals(log_probs)  # variable -> (b, domain)
-    if label_from == "mpe":
-        predicted = constraint.predict(log_probs)
+    if label_from == "mpe":  # the most probable explanation is the one given its own label: one max-product pass
+        values = constraint.explain(log_probs).values
+        predicted = torch.stack([values[v] for v in constraint.evidence], 1)
+        values = _decode(constraint, log_probs, predicted, values)
     else:
         predicted = torch.stack([marginals[v].nan_to_num(-1.0).argmax(-1) for v in constraint.evidence], 1)
-    values = _decode(constraint, log_probs, predicted)
+        values = _decode(constraint, log_probs, predicted)
     probability = {v: marginals[v].gather(1, values[v].unsqueeze(1)).squeeze(1) for v in values}
     out = GroupExplanations(values, probability, predicted)
     if true_symbols is not None:
@@ -93,7 +95,8 @@ def consistent(constraint: QueryConstraint, values: dict[str, Tensor]) -> Tensor
     return ok
 
 
-def _decode(constraint: QueryConstraint, log_probs: Tensor, labels: Tensor, tries: int = 3) -> dict[str, Tensor]:
+def _decode(constraint: QueryConstraint, log_probs: Tensor, labels: Tensor, values: dict[str, Tensor] | None = None,
+            tries: int = 3) -> dict[str, Tensor]:
     """The most probable explanation given ``labels``, made consistent where the derivative trick is not.
 
     Under an exact tie (the same image twice in a pair: (3, 5) and (5, 3) are equally probable) the
@@ -102,7 +105,7 @@ def _decode(constraint: QueryConstraint, log_probs: Tensor, labels: Tensor, trie
     inputs' log-probabilities nudged by a fixed pattern of at most ``1e-4 * try`` nats, which breaks
     exact ties and leaves every other ranking as it was.
     """
-    values = constraint.explain(log_probs, labels).values
+    values = dict(values) if values is not None else constraint.explain(log_probs, labels).values
     generator = torch.Generator().manual_seed(0)
     for attempt in range(1, tries + 1):
         bad = ~consistent(constraint, values)
