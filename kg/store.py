@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from kg.rdf import vocab
-from kg.sql import answers, loading, symbols
+from kg.sql import answers, explanations, loading, symbols
 from kg.sql.derive import VOCABULARY, graph_tail, kg_lines, run_lines
 from kg.sql.engine import connect, default_view_dir, store_url
 from kg.errors import KGError
@@ -260,6 +260,38 @@ class Store:
         replaces its confidence. One transaction.
         """
         symbols.add_alignments(self.engine, run_id, code, entity_iri, confidence, method)
+
+    def add_explanations(self, run_id: int, variables: Sequence[explanations.Variable], members, values, probability,
+                         true_values=None, correct=None) -> int:
+        """Record what a run concluded about G test groups over the V ``variables`` of its knowledge:
+        ``members`` (G, A) input ids, ``values`` (G, V) entity IRIs of the most probable explanation,
+        ``probability`` (G, V), and where known ``true_values`` (G, V) and ``correct`` (G,). One
+        transaction; returns G. See ``kg/sql/explanations.py`` for the tables and their RDF."""
+        return explanations.add_explanations(self.engine, run_id, variables, members, values, probability,
+                                             true_values, correct, self.batch_size)
+
+    def explanations(self, run_id: int, groups: Sequence[int] | None = None,
+                     wrong: bool = False) -> list[explanations.GroupExplanation]:
+        """A run's explanations of ``groups`` (default all; only wrong predictions with ``wrong``), in
+        group order. An unknown run or group raises ``KGError``; a run without any gives []."""
+        with self.engine.connect() as conn:
+            return explanations.read_explanations(conn, run_id, groups, wrong)
+
+    def explanation_count(self, run_id: int) -> int:
+        """How many test groups of a run are explained (0: none written)."""
+        with self.engine.connect() as conn:
+            check_run(conn, run_id)
+            return explanations.group_count(conn, run_id)
+
+    def explanations_rdf(self, run_id: int, groups: Sequence[int] | None = None, format: str = "turtle") -> str:
+        """The RDF of a run's explanations of ``groups`` (default all) in an export ``format``."""
+        _, named = output_format(format)
+        with self.engine.connect() as conn:
+            check_run(conn, run_id)
+            tail = graph_tail(vocab.run_iri(run_id) if named else None)
+            buffer = io.BytesIO()
+            serialize_lines(explanations.explanation_lines(conn, run_id, tail, groups), format, buffer)
+        return buffer.getvalue().decode("utf-8")
 
     # -- RDF view and SPARQL -----------------------------------------------------------------------
     def _versions(self) -> dict[str, int]:

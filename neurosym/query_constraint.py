@@ -338,6 +338,25 @@ class QueryConstraint(nn.Module):
         log_prob = value.detach().masked_fill(logspace.is_impossible(value.detach()), float("-inf"))
         return Explanation(values=values, log_prob=log_prob)
 
+    def marginals(self, log_probs: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
+        """``P(variable = value | inputs[, label])`` of every variable not observed: ``[B, domain]`` each.
+
+        One backward pass through the sum-product contraction with a zero probe per variable: the
+        derivative of ``log Z`` by a probe added to the log-potential of ``variable = value`` is the
+        marginal probability of that value (rows where no assignment is consistent hold NaN).
+        """
+        labels = self._check(log_probs, labels)
+        observed = set(self.evidence) if labels is not None else set()
+        wanted = sorted({v for names in self.variables for v in names} - observed)
+        with torch.enable_grad():
+            operands = self._operands(log_probs.detach().float(), labels, wanted)
+            value = self._contract(operands, ("marginal", labels is not None), "sum")
+            probes = [tensor for tensor, _ in operands[-len(wanted):]]
+            grads = torch.autograd.grad(value.sum(), probes, allow_unused=True)
+        impossible = logspace.is_impossible(value.detach()).unsqueeze(1)
+        return {v: (g if g is not None else torch.zeros_like(p)).masked_fill(impossible, float("nan"))
+                for v, g, p in zip(wanted, grads, probes)}
+
     def predict(self, log_probs: Tensor) -> Tensor:
         """``[B, A, K]`` -> ``[B, E]``: the label of the most probable explanation."""
         explanation = self.explain(log_probs)

@@ -3,7 +3,8 @@
 Writes one store run (provenance: config, seed, code version, checkpoint path and SHA-256), its
 codebook (code vector norms, usage), the inputs, and for every (input, slot) the top-k codes with
 their probabilities, in bulk. Test tuples (e.g. image pairs) become ``ns:first``/``ns:second``
-facts in their own named graph, so rules and queries can talk about pairs.
+facts in their own named graph, so rules and queries can talk about pairs. Every test group is
+explained through the task's knowledge (``pipelines/explain_step.py``), in the same hidden run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from neurosym.tasks import encode_codes
 from neurosym.train import load_checkpoint, select_device
 from neurosym.version import code_version
 from pipelines.config import ExperimentConfig
+from pipelines.explain_step import knowledge_of, write_explanations
 from pipelines.train_step import PreparedTask, build_model, file_hash
 
 
@@ -43,6 +45,7 @@ class EncodedRun:
     splits: dict[str, EncodedSplit]
     test_tuples: np.ndarray  # (P, A) indices into the test split
     test_tuple_labels: np.ndarray  # (P,) label indices, (P, E) for a program's E label positions
+    explained: int = 0  # test groups explained in the store
 
 
 def load_trained_model(config: ExperimentConfig, prepared: PreparedTask, run_dir: Path) -> torch.nn.Module:
@@ -91,7 +94,9 @@ def encode(config: ExperimentConfig, prepared: PreparedTask, run_dir: str | Path
             store.add_assignments(run_id, ids, slot, code, confidence, rank=rank)
         members, labels = prepared.test_tuples(config)
         write_tuples(store, config.task.dataset, splits["test"], members.numpy())
-    return EncodedRun(run_id, splits, members.numpy(), labels.numpy())
+        test = splits["test"]
+        explained = write_explanations(store, run_id, knowledge_of(prepared, config), test.log_probs, test.input_ids)
+    return EncodedRun(run_id, splits, members.numpy(), labels.numpy(), explained)
 
 
 def write_tuples(store: Store, dataset: str, split: EncodedSplit, members: np.ndarray) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -56,6 +56,10 @@ class Program:
     symbols: tuple[str, ...]
     labels: tuple[str, ...]
     atoms: tuple[Atom, ...]
+    #: each variable's values: index i of its axis is entity ``domains[v][i]`` (None: an unused code)
+    domains: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
+    #: each relation's column names (its SELECT's variables), for naming what a variable stands for
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def arity(self) -> int:
@@ -133,8 +137,8 @@ def expand_entity(text: str) -> str:
     return text
 
 
-def relation_rows(store: Store, name: str, query: str, arity: int) -> list[tuple[str, ...]]:
-    """The rows of one relation's SELECT, as entity strings; errors name the relation."""
+def relation_rows(store: Store, name: str, query: str, arity: int) -> tuple[list[tuple[str, ...]], tuple[str, ...]]:
+    """The rows of one relation's SELECT, as entity strings, and its column names; errors name the relation."""
     result = store.sparql(query)
     if result.kind != "select":
         raise ConfigError(f"relation {name}: its query must be a SELECT, got {result.kind.upper()}")
@@ -149,11 +153,12 @@ def relation_rows(store: Store, name: str, query: str, arity: int) -> list[tuple
         rows.append(tuple(str(term) for term in row))
     if not rows:
         raise ConfigError(f"relation {name}: its query returned no rows; check the KG and the query")
-    return rows
+    return rows, tuple(str(v) for v in result.vars)
 
 
 def compile_program(atoms: list[Atom], rows: dict[str, list[tuple[str, ...]]], inputs: list[str],
-                    label: list[str], constants: dict[str, str], num_codes: int) -> Program:
+                    label: list[str], constants: dict[str, str], num_codes: int,
+                    columns: dict[str, tuple[str, ...]] | None = None) -> Program:
     """Build the factor tables over the variables' vocabularies (see the module docstring)."""
     variables = {v for atom in atoms for v in atom.variables}
     for role, names in (("input", inputs), ("label", label), ("constant", list(constants))):
@@ -182,7 +187,8 @@ def compile_program(atoms: list[Atom], rows: dict[str, list[tuple[str, ...]]], i
     domains.update({v: list(labels) for v in label})
     factors = [_factor(f"{atom.relation}#{n}", atom, rows[atom.relation], domains) for n, atom in enumerate(atoms)]
     constraint = QueryConstraint(factors, {v: len(d) for v, d in domains.items()}, inputs, label)
-    return Program(constraint, symbols, labels, tuple(atoms))
+    return Program(constraint, symbols, labels, tuple(atoms), {v: tuple(d) for v, d in domains.items()},
+                   dict(columns or {}))
 
 
 def _factor(name: str, atom: Atom, rows: list[tuple[str, ...]], domains: dict[str, list]) -> Factor:
@@ -219,8 +225,10 @@ def program_from_store(store: Store, knowledge, relation_queries: dict[str, str]
         if arities.setdefault(atom.relation, len(atom.variables)) != len(atom.variables):
             raise ConfigError(f"relation {atom.relation} is used with {arities[atom.relation]} and "
                               f"{len(atom.variables)} arguments")
-    rows = {name: relation_rows(store, name, relation_queries[name], arity) for name, arity in arities.items()}
+    answers = {name: relation_rows(store, name, relation_queries[name], arity) for name, arity in arities.items()}
+    rows = {name: answer[0] for name, answer in answers.items()}
     inputs = [_variable(v, "task.knowledge.inputs") for v in expand(knowledge.inputs, params, "task.knowledge.inputs")]
     label = [_variable(v, "task.knowledge.label") for v in expand(knowledge.label, params, "task.knowledge.label")]
     constants = {name.lstrip("?"): expand_entity(entity) for name, entity in knowledge.constants.items()}
-    return compile_program(atoms, rows, inputs, label, constants, num_codes)
+    return compile_program(atoms, rows, inputs, label, constants, num_codes,
+                           {name: answer[1] for name, answer in answers.items()})

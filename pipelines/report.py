@@ -14,6 +14,10 @@ Plots (each also a PNG beside ``report.html``; one is left out, with a note, whe
   split; the true digits of ``neurosym.data.digits`` (keys ``digit-{row}``) through ``task.label_entity``;
 - ``rate_accuracy.png``: accuracy against rate per epoch, for runs that record a rate
   (a ``metrics.csv`` column with ``rate`` in its name).
+
+With the run in a store, the page also has a section on explained failures: the test groups whose
+predicted label is wrong, with the latent values and inputs that differ from the true ones
+(``pipelines.explain.failures_html``).
 """
 
 from __future__ import annotations
@@ -294,6 +298,10 @@ def render_html(run_dir: Path, result: dict, report: Report, store: Store | None
     for name, path in report.plots.items():
         data = base64.b64encode(path.read_bytes()).decode()
         parts.append(f"<h3>{esc(name.replace('_', ' '))}</h3><img alt='{esc(name)}' src='data:image/png;base64,{data}'>")
+    if store is not None and run_id is not None:
+        from pipelines.explain import failures_html
+
+        parts.append(failures_html(store, run_id))
     if report.notes:
         parts.append("<h3>Not drawn</h3><ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>")
     parts.append(f"<h2>Config</h2><pre>{esc(config)}</pre></body></html>\n")

@@ -36,3 +36,22 @@ def add_tiny_run(st) -> int:
     st.add_alignments(run, [0, 1, 2, 3], [str(ARITH.n2), str(ARITH.n3), str(ARITH.n4), str(ARITH.n9)],
                       [0.9, 0.8, 0.7, 0.3], "hungarian")
     return run
+
+
+def add_tiny_explanations(st, run: int) -> None:
+    """Explanations of 3 pairs of run 1's inputs over (a, b, sum): 2 + 3 = 5 (right), 4 + 9 = 13 (true
+    4 + 2 = 6: the second image misread), 2 + 2 = 4 (right)."""
+    from kg.sql.explanations import Variable
+
+    def n(k: int) -> str:
+        return str(ARITH[f"n{k}"])
+
+    ids = st.add_inputs("digits", "test", [f"k{i}" for i in range(8)])
+    variables = [Variable("a", "input", ("a",), member=0), Variable("b", "input", ("b",), member=1),
+                 Variable("sum", "label", ("sum",))]
+    st.add_explanations(
+        run, variables, [[ids[0], ids[1]], [ids[2], ids[3]], [ids[4], ids[6]]],
+        [[n(2), n(3), n(5)], [n(4), n(9), n(13)], [n(2), n(2), n(4)]],
+        [[0.95, 0.91, 0.8], [0.5, 0.99, 0.45], [0.2, 0.93, 0.15]],
+        true_values=[[n(2), n(3), n(5)], [n(4), n(2), n(6)], [n(2), n(2), n(4)]],
+        correct=[True, False, True])

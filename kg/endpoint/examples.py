@@ -2,7 +2,8 @@
 
 Each example names what the store holds (its most used predicates and classes, its latest run, the
 entity with most inputs), so that every one answers with rows on any KG; an example whose ingredient
-is missing (no runs, no typed entities) is left out. Everything is read from SQL with one indexed
+is missing (no runs, no typed entities, no explanations) is left out; where a run has explanations,
+three examples ask about them (wrong predictions, predicted labels, accuracy per variable). Everything is read from SQL with one indexed
 query each, so that building the page costs milliseconds even beside a million assignments.
 """
 
@@ -36,6 +37,8 @@ def example_queries(store, limit: int = 20) -> dict[str, str]:
             "SELECT o FROM triple WHERE p = :type AND o_kind = 'iri' GROUP BY o ORDER BY COUNT(*) DESC, o LIMIT 1"),
             {"type": RDF_TYPE})]
         run = conn.execute(text("SELECT MAX(id) FROM run WHERE complete")).scalar()
+        explained = conn.execute(text(
+            "SELECT MAX(e.run_id) FROM explanation e JOIN run r ON r.id = e.run_id WHERE r.complete")).scalar()
         entity = None
         if run is not None:
             entity = conn.execute(text(
@@ -57,8 +60,32 @@ def example_queries(store, limit: int = 20) -> dict[str, str]:
         examples["inputs per concept"] = (
             "SELECT ?entity (COUNT(?input) AS ?inputs) WHERE { ?input ns:hasConcept ?entity }\n"
             "GROUP BY ?entity ORDER BY DESC(?inputs)")
+    if explained is not None:
+        examples.update(explanation_queries(explained, limit))
     if entity is not None:
         examples[f"most confident inputs of {short(entity)}"] = (
             f"SELECT ?input ?confidence WHERE {{\n  ?a ns:entity {short(entity)} ; ns:confidence ?confidence ; ns:input ?input .\n"
             "} ORDER BY DESC(?confidence) LIMIT 10")
     return examples
+
+
+def explanation_queries(run: int, limit: int = 20) -> dict[str, str]:
+    """Examples over the explanations of ``run`` (the bundled queries 06-08, for one run)."""
+    return {
+        f"wrong predictions of run {run}, with the values that differ": (
+            f"SELECT ?group ?variable ?role ?value ?probability ?true WHERE {{\n"
+            f"  ?x ns:correct false ; ns:group ?group ; prov:wasGeneratedBy run:{run} ; ns:binding ?b .\n"
+            "  ?b ns:variable ?v ; ns:value ?value ; ns:probability ?probability ; ns:trueValue ?true .\n"
+            "  ?v rdfs:label ?variable ; ns:role ?role .\n"
+            f"  FILTER(?value != ?true && ?role != \"label\")\n}} ORDER BY ?group DESC(?role) ?variable LIMIT {limit * 5}"),
+        f"predicted labels of run {run}": (
+            f"SELECT ?group ?variable ?predicted ?probability ?true ?correct WHERE {{\n"
+            f"  ?x ns:group ?group ; prov:wasGeneratedBy run:{run} ; ns:correct ?correct ; ns:binding ?b .\n"
+            "  ?b ns:variable ?v ; ns:value ?predicted ; ns:probability ?probability ; ns:trueValue ?true .\n"
+            f"  ?v ns:role \"label\" ; rdfs:label ?variable .\n}} ORDER BY ?group ?variable LIMIT {limit * 5}"),
+        f"accuracy per variable of run {run}": (
+            "SELECT ?role ?variable (AVG(IF(?value = ?true, 1.0, 0.0)) AS ?accuracy) WHERE {\n"
+            f"  ?x prov:wasGeneratedBy run:{run} ; ns:binding ?b .\n"
+            "  ?b ns:variable ?v ; ns:value ?value ; ns:trueValue ?true .\n"
+            "  ?v rdfs:label ?variable ; ns:role ?role .\n} GROUP BY ?role ?variable ORDER BY ?role ?variable"),
+    }

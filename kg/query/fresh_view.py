@@ -44,7 +44,7 @@ from kg.sql.location import default_view_dir, sqlite_path
 
 #: The store schema version this code reads: ``kg.sql.schema.SCHEMA_VERSION``, copied so that checking it
 #: needs no SQLAlchemy (``tests/kg/test_fresh_view.py`` asserts that the two agree).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: What the view's lines say: ``kg.sql.derive.VOCABULARY``, copied likewise; a view of another one is not
 #: current (the full path rebuilds it).
 VIEW_VOCABULARY = 2

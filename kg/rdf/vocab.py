@@ -72,6 +72,21 @@ def alignment_iri(run_id: int, index: int, entity_id: int, method: str) -> str:
     return f"{RUN_BASE}{int(run_id)}/alignment/{int(index)}/{int(entity_id)}/{iri_segment(method)}"
 
 
+def explanation_iri(run_id: int, group: int) -> str:
+    """The ``ns:Explanation`` of test group ``group`` of a run."""
+    return f"{RUN_BASE}{int(run_id)}/explanation/{int(group)}"
+
+
+def binding_iri(run_id: int, group: int, position: int) -> str:
+    """The binding of variable number ``position`` in the explanation of test group ``group`` of a run."""
+    return f"{RUN_BASE}{int(run_id)}/explanation/{int(group)}/{int(position)}"
+
+
+def variable_iri(run_id: int, name: str) -> str:
+    """The ``ns:Variable`` ``name`` of the knowledge a run's explanations bind."""
+    return f"{RUN_BASE}{int(run_id)}/variable/{iri_segment(name)}"
+
+
 def input_iri(dataset: str, split: str, key: str) -> str:
     """The IRI of one input: ``input:{dataset}/{split}/{key}``, each part percent-encoded."""
     return f"{INPUT_BASE}{iri_segment(dataset)}/{iri_segment(split)}/{iri_segment(key)}"

@@ -5,7 +5,9 @@ Two sources, restricted to the predicates the rules use:
 - KG facts (every named graph in the ``triple`` table) whose object is an IRI or a literal,
   with their stored confidence (1.0 when none);
 - ``input ns:hasConcept entity`` for a run's top symbol of each (input, slot), with confidence
-  P(code) x confidence of the code's chosen alignment.
+  P(code) x confidence of the code's chosen alignment;
+- the run's explanations (``kg.sql.explanations.explanation_facts``): groups, bindings, variables,
+  each ``ns:value`` with its probability as confidence.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import select
 
 from kg.rdf import vocab
+from kg.sql.explanations import explanation_facts
 from kg.sql.schema import Assignment, Code, Entity, Input, Triple
 
 HAS_CONCEPT = str(vocab.NS.hasConcept)
@@ -45,3 +48,5 @@ def rule_facts(store, predicates: Iterable[str], run_id: int | None,
             )
             for dataset, split, key, entity, p_code, p_align in conn.execute(query):
                 yield vocab.input_iri(dataset, split, key), HAS_CONCEPT, entity, p_code * (p_align or 1.0)
+        if run_id is not None:
+            yield from explanation_facts(conn, run_id, predicates)

@@ -8,7 +8,9 @@ A KG graph is its ``triple`` rows. A run's graph (named by the run IRI) holds:
 - each alignment as an ``ns:Alignment`` node (code, entity, confidence, method);
 - each assignment as a node per (input, slot[, rank]) with ``ns:input``, ``ns:code``, ``ns:entity``
   (the code's chosen entity), ``ns:confidence`` (``xsd:double``), and ``ns:slot`` / ``ns:rank`` when
-  not 0; plus the shortcut ``input ns:hasConcept entity`` for the top symbol (rank 0).
+  not 0; plus the shortcut ``input ns:hasConcept entity`` for the top symbol (rank 0);
+- the explanations of its test groups (``ns:Explanation``, their bindings and the ``ns:Variable`` nodes
+  they bind; see ``kg/sql/explanations.py``).
 
 Assignment nodes carry no ``rdf:type`` triple (their type follows from ``rdfs:domain`` of ``ns:input``),
 and no ``ns:slot 0``: Oxigraph indexes each quad of a named graph six ways, about 9 µs per quad on two
@@ -25,6 +27,7 @@ from sqlalchemy import Connection, select
 
 from kg.rdf import vocab
 from kg.rdf.terms import nt_literal, nt_term
+from kg.sql.explanations import explanation_lines
 from kg.sql.schema import Alignment, Assignment, Code, Entity, Input, Run, Triple
 from kg.rdf.prefixes import PROV_NS, RDF_NS, RDFS_NS, SKOS_NS, XSD_NS
 
@@ -109,6 +112,7 @@ def run_lines(conn: Connection, run_id: int, tail: str, batch: int = 100_000) ->
         yield f"{al} <{PROV_NS}wasGeneratedBy> {r}{tail}"
 
     yield from _assignment_lines(conn, run_id, codes, tail, batch)
+    yield from explanation_lines(conn, run_id, tail, batch=batch)
 
 
 def _assignment_lines(

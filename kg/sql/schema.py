@@ -2,7 +2,8 @@
 
 Tables: ``entity`` (KG entities), ``triple`` (KG facts with a graph name), ``run``, ``code``, ``input``,
 ``assignment`` (run, input, slot, rank -> code, confidence), ``alignment`` (run, code -> entity,
-confidence, method), plus ``meta`` (schema version, store id) and ``graph_version`` (a counter per
+confidence, method), the explanations of a run's test groups (``explanation``, ``explained_variable``,
+``explained_value``: see ``kg/sql/explanations.py``), plus ``meta`` (schema version, store id) and ``graph_version`` (a counter per
 named graph, bumped by every write, that the RDF view compares with its own to know what to rebuild).
 """
 
@@ -26,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bumped whenever a table or column changes; ``Store.open`` refuses a store with another version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Base(DeclarativeBase):
@@ -154,10 +155,54 @@ class Alignment(Base):
     )
 
 
+class Explanation(Base):
+    """One explained test group of a run: its members (input ids, in the order of the input variables)
+    and whether the predicted label equals the true one (None where the dataset does not know it)."""
+
+    __tablename__ = "explanation"
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    group_idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    members: Mapped[list] = mapped_column(JSON)
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class ExplainedVariable(Base):
+    """One variable of the knowledge a run's explanations bind, numbered by ``position``: its name, its
+    ``role`` (``input``, ``latent``, ``label``), the relation columns it fills, the member it reads
+    (input variables) and the variable filling the same column of the next atom of the same relation."""
+
+    __tablename__ = "explained_variable"
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    columns: Mapped[list] = mapped_column(JSON)
+    member: Mapped[int | None] = mapped_column(Integer)
+    next_position: Mapped[int | None] = mapped_column(Integer)
+
+
+class ExplainedValue(Base):
+    """The value (an entity IRI) a group's explanation gives one variable, its probability, and the value
+    the group's true inputs imply (None where unknown)."""
+
+    __tablename__ = "explained_value"
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    probability: Mapped[float] = mapped_column(Float)
+    true_value: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        ForeignKeyConstraint(["run_id", "group_idx"], ["explanation.run_id", "explanation.group_idx"], ondelete="CASCADE"),
+        {"sqlite_with_rowid": False},
+    )
+
+
 def migrate(conn, found: int) -> bool:
-    """Bring a store of an older schema version up to ``SCHEMA_VERSION`` in place; False if it cannot."""
+    """Bring a store of an older schema version up to ``SCHEMA_VERSION`` in place; False if it cannot.
+
+    Tables new in a version (3: the explanation tables) are made by ``create_all`` before this runs."""
     if found == 1:
         # Version 1 had no run.complete: its runs were written before incomplete runs existed.
         conn.exec_driver_sql("ALTER TABLE run ADD COLUMN complete BOOLEAN NOT NULL DEFAULT TRUE")
-        return True
-    return False
+    return found in (1, 2)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from kg.rdf import vocab
 from kg.errors import KGError, UnknownEntityError
 from kg.sql.schema import Alignment, Assignment, Code, Entity, GraphVersion, Input, Run, Triple
+from kg.sql.explanations import delete_explanations
 from kg.sql.writes import as_array, bump, check_run, insert_rows
 
 
@@ -47,8 +48,8 @@ def set_complete(engine: Engine, run_id: int, complete: bool) -> None:
 
 
 def delete_runs(engine: Engine, run_ids: Sequence[int] | None = None, incomplete: bool = False) -> list[int]:
-    """Delete runs (given ids, or all incomplete ones) with their codes, assignments, alignments and
-    rule graphs, in one transaction; returns the ids deleted."""
+    """Delete runs (given ids, or all incomplete ones) with their codes, assignments, alignments,
+    explanations and rule graphs, in one transaction; returns the ids deleted."""
     with engine.begin() as conn:
         if incomplete:
             ids = [r for (r,) in conn.execute(select(Run.id).where(Run.complete.is_(False)).order_by(Run.id))]
@@ -57,6 +58,7 @@ def delete_runs(engine: Engine, run_ids: Sequence[int] | None = None, incomplete
             for run_id in ids:
                 check_run(conn, run_id)
         for run_id in ids:
+            delete_explanations(conn, run_id)
             conn.execute(delete(Assignment).where(Assignment.run_id == run_id))
             conn.execute(delete(Alignment).where(Alignment.run_id == run_id))
             conn.execute(delete(Code).where(Code.run_id == run_id))

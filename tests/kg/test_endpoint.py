@@ -58,6 +58,9 @@ def get(endpoint, query: str, accept: str = "*/*") -> tuple[int, dict, str]:
 
 
 def test_real_clients_match_neurosym_query(run_store, store_path, serve, cli, cli_runner):
+    from store_backends import add_tiny_explanations
+
+    add_tiny_explanations(run_store, 1)  # for the explanation queries (06-08)
     expected = {}
     for path in EXAMPLES:  # the CLI first: it opens (and releases) the view that the endpoint then holds
         out = cli_runner.invoke(cli, ["query", "-f", str(path), "--format", "json", "--store", str(store_path)])

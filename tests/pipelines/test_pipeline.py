@@ -71,6 +71,26 @@ def test_cli_demo_runs_end_to_end(tmp_path, cli_runner):
     assert "code   0 -> https://w3id.org/neurosym/arith#n" in result.output
     assert "# images per concept (top symbol)" in result.output
     assert (tmp_path / "neurosym.sqlite").exists()
+    # The bundled explanation query: one row per test pair, with the predicted sum, which the explained
+    # digits of the pair add up to; right where the task's label accuracy says so.
+    from pathlib import Path
+
+    from kg.store import Store
+
+    query = (Path(__file__).resolve().parents[2] / "data" / "queries" / "07_explained_predictions.rq").read_text()
+    with Store.open(tmp_path / "neurosym.sqlite") as store:
+        rows = store.sparql(query).rows
+        pairs = store.explanations(1)
+    saved = json.loads(next(tmp_path.glob("*/result.json")).read_text())
+    assert len(rows) == len(pairs) == saved["config"]["task"]["test_tuples"]
+    assert [int(group) for _, group, *_ in rows] == list(range(len(pairs)))
+    value = lambda entity: int(str(entity).rsplit("#n", 1)[1])  # noqa: E731
+    for (_, _, variable, predicted, probability, true, correct), pair in zip(rows, pairs):
+        a, b, total = (value(binding.value) for binding in pair.bindings)
+        assert str(variable) == "sum" and value(predicted) == total == a + b and 0 < float(probability) <= 1
+        assert correct.toPython() == (predicted == true)
+    right = sum(correct.toPython() for *_, correct in rows)
+    assert right == pytest.approx(saved["metrics"]["label_acc"] * len(rows), abs=2)
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path, cli_runner):

@@ -23,6 +23,10 @@ _NS = PREFIXES["ns"]
 INPUT, ENTITY, CONFIDENCE, SLOT, HAS_CONCEPT = (_NS + p for p in ("input", "entity", "confidence", "slot", "hasConcept"))
 #: The predicates of assignment nodes, by the ``assignment`` column they come from.
 ASSIGNMENT_PREDICATES = {INPUT: "input", ENTITY: "entity", CONFIDENCE: "confidence", SLOT: "slot"}
+#: The explanation vocabulary's own predicates and types (``kg/sql/explanations.py``).
+EXPLANATION_PREDICATES = frozenset(_NS + p for p in ("group", "correct", "binding", "variable", "value", "probability",
+                                                     "trueValue", "role", "next", "member", "column"))
+EXPLANATION_TYPES = frozenset({_NS + "Explanation", _NS + "Variable"})
 
 
 class Unsupported(Exception):
@@ -84,6 +88,8 @@ class _Tokens:
             return ("var", value[1:])
         if kind in ("iri", "pname"):
             return ("iri", self.iri(kind, value))
+        if kind == "word" and value in ("true", "false"):
+            return ("lit", value, XSD + "boolean")
         if kind == "number":
             datatype = "double" if "e" in value.lower() else "decimal" if "." in value else "integer"
             return ("lit", value, XSD + datatype)
@@ -261,10 +267,17 @@ def sql_predicates(q: Query) -> list[str]:
     return sorted(used & (set(ASSIGNMENT_PREDICATES) | {HAS_CONCEPT}))
 
 
+def is_explanation_query(q: Query) -> bool:
+    """Whether ``q`` uses the explanation vocabulary (then only ``kg.query.sql.explanations`` may answer it)."""
+    return any(p in EXPLANATION_PREDICATES or (p == RDF_TYPE and o[0] == "iri" and o[1] in EXPLANATION_TYPES)
+               for _, p, o in q.patterns)
+
+
 def may_answer_in_sql(query: str, prefixes: dict[str, str]) -> bool:
     """Whether ``kg.query.sql.translate`` may answer ``query`` (it still declines queries it cannot translate,
     or whose predicates a loaded graph also uses): ``neurosym query`` leaves those to the full store."""
     try:
-        return bool(sql_predicates(parse(query, prefixes)))
+        q = parse(query, prefixes)
+        return bool(sql_predicates(q)) or is_explanation_query(q)
     except (Unsupported, IndexError):
         return False

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, text
 
 from kg.rdf import vocab
 from kg.rdf.prefixes import XSD_NS
+from kg.sql.explanations import is_iri
 
 XSD = XSD_NS
 
@@ -19,13 +20,20 @@ def double_lexical(value: float) -> str:
     return out[:-2] if out.endswith(".0") else out
 
 
+_DOUBLE, _INTEGER, _BOOLEAN = (URIRef(XSD + t) for t in ("double", "integer", "boolean"))  # made once, not per row
+_NUMBERS = {XSD + t for t in ("integer", "decimal", "double", "float")}
+
+
 def order_key(term):
-    """SPARQL's order for the terms of the subset: unbound, then IRIs by text, then numbers by value."""
+    """SPARQL's order for the terms of the subset: unbound, then IRIs by text, then literals (numbers by
+    value; strings and booleans by text)."""
     if term is None:
         return (0, "")
     if isinstance(term, URIRef):
         return (2, str(term))
-    return (3, float(term))
+    if str(term.datatype) in _NUMBERS:
+        return (3, float(term))
+    return (4, str(term))
 
 
 def fold_counts(rows: list[tuple], kinds: list[str]) -> list[tuple]:
@@ -56,7 +64,16 @@ def to_terms(conn, rows: list[tuple], kinds: list[str]) -> list[tuple]:
             else:
                 found = conn.execute(text("SELECT id, iri FROM entity WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
                 names[kind].update(found.all())
-    return [tuple(term(k, v, names) for k, v in zip(kinds, row)) for row in rows]
+    made: dict[tuple, object] = {}  # rows repeat their runs, groups, names and values: make each term once
+
+    def cached(kind: str, value):
+        key = (kind, value)
+        found = made.get(key)
+        if found is None:
+            found = made[key] = term(kind, value, names)
+        return found
+
+    return [tuple(cached(k, v) for k, v in zip(kinds, row)) for row in rows]
 
 
 def term(kind: str, value, names: dict | None = None):
@@ -64,6 +81,14 @@ def term(kind: str, value, names: dict | None = None):
         return None
     if kind in ("input", "entity"):
         return URIRef(names[kind][value])
+    if kind == "term":  # an explained value: an IRI, or a plain literal (kg/sql/explanations.py)
+        return URIRef(value) if is_iri(value) else Literal(value)
+    if kind == "string":
+        return Literal(value)
+    if kind == "boolean":
+        return Literal("true" if value else "false", datatype=_BOOLEAN, normalize=False)
+    if kind == "run":
+        return URIRef(vocab.run_iri(value))
     if kind == "double":
-        return Literal(double_lexical(value), datatype=URIRef(XSD + "double"), normalize=False)
-    return Literal(str(int(value)), datatype=URIRef(XSD + "integer"), normalize=False)
+        return Literal(double_lexical(value), datatype=_DOUBLE, normalize=False)
+    return Literal(str(int(value)), datatype=_INTEGER, normalize=False)

@@ -30,8 +30,10 @@ from sqlalchemy import Engine, bindparam, text
 from kg.rdf import vocab
 from kg.sql.answers import subclasses
 from kg.query.guard import QueryTimeoutError, ResultTooLargeError, timeout_message
+from kg.query.sql import explanations
 from kg.query.sql.subset import (
-    ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, parse, sql_predicates,
+    ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, is_explanation_query, parse,
+    sql_predicates,
 )
 from kg.query.sql.terms import fold_counts, order_key, to_terms
 from kg.rdf.prefixes import PROV_NS, SKOS_NS
@@ -39,7 +41,7 @@ from kg.rdf.prefixes import PROV_NS, SKOS_NS
 _NS = str(vocab.NS)
 #: Types the view gives nodes it derives from the run tables; a class query reaching them falls back.
 DERIVED_TYPES = frozenset({
-    _NS + "Run", _NS + "Alignment", PROV_NS + "Activity", SKOS_NS + "ConceptScheme", SKOS_NS + "Concept",
+    _NS + "Run", _NS + "Alignment", _NS + "Explanation", _NS + "Variable", PROV_NS + "Activity", SKOS_NS + "ConceptScheme", SKOS_NS + "Concept",
 })
 _NUMERIC = {XSD + t for t in ("integer", "decimal", "double", "float")}
 
@@ -181,6 +183,23 @@ def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
     return _select(sql, q)
 
 
+def translate_explanations(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
+    """What ``_select`` returns, for a query over the explanation vocabulary (``kg.query.sql.explanations``)."""
+    _check_shape(q)
+    sql = _Sql(sqlite=conn.dialect.name == "sqlite")
+    explanations.translate(q, sql, _bind_explained)
+    for left, op, right in q.filters:
+        sql.where.append(explanations.compare(sql, _substitute(left, q.values), op, _substitute(right, q.values), _numeric))
+    return _select(sql, q)
+
+
+def _bind_explained(sql: _Sql, kind: str, expr: str, term: tuple) -> None:
+    if term[0] == "var":
+        sql.bind(term[1], kind, expr)
+    else:
+        explanations.bind_constant(sql, kind, expr, term)
+
+
 def _drive_by_code(sql: _Sql, input_term: tuple) -> bool:
     """Whether to reach an assignment's rows from its code (index on run, rank, code) rather than from
     its input (primary key run, input): the latter when the input is a constant or already joined."""
@@ -316,15 +335,18 @@ def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int |
         q = parse(query, prefixes)
     except (Unsupported, IndexError):
         return None
+    explained = is_explanation_query(q)
     mapped = sql_predicates(q)
-    if not mapped:
+    if not mapped and not explained:
         return None
+    checks = explanations.shadow_checks(q) if explained else [("SELECT 1 FROM triple WHERE p IN :p LIMIT 1", {"p": mapped})]
     with engine.connect() as conn:
-        shadowed = conn.execute(text("SELECT 1 FROM triple WHERE p IN :p LIMIT 1").bindparams(_expanding("p")), {"p": mapped}).first()
-        if shadowed is not None:
-            return None  # a loaded graph uses the same predicates: only the view sees everything
+        for body, params in checks:
+            lists = [name for name, value in params.items() if isinstance(value, list)]
+            if conn.execute(text(body).bindparams(*map(_expanding, lists)), params).first() is not None:
+                return None  # a loaded graph uses the same predicates: only the view sees everything
         try:
-            translated = translate(conn, q)
+            translated = translate_explanations(conn, q) if explained else translate(conn, q)
         except Unsupported:
             return None
         names = [p[1] if p[0] == "var" else p[3] for p in q.projection]
