@@ -325,14 +325,8 @@ class QueryConstraint(nn.Module):
         symbols give.
         """
         labels = self._check(log_probs, labels)
-        observed = set(self.evidence) if labels is not None else set()
-        wanted = sorted({v for names in self.variables for v in names} - observed)
-        with torch.enable_grad():
-            operands = self._operands(log_probs.detach().float(), labels, wanted)
-            value = self._contract(operands, ("max", labels is not None), "max")
-            probes = [tensor for tensor, _ in operands[-len(wanted):]]
-            grads = torch.autograd.grad(value.sum(), probes, allow_unused=True)
-        values = {v: (g if g is not None else torch.zeros_like(p)).argmax(-1) for v, g, p in zip(wanted, grads, probes)}
+        value, gradients = self._probe_gradients(log_probs, labels, "max", "max")
+        values = {v: g.argmax(-1) for v, g in gradients.items()}
         if labels is not None:
             values.update({v: labels[:, i] for i, v in enumerate(self.evidence)})
         log_prob = value.detach().masked_fill(logspace.is_impossible(value.detach()), float("-inf"))
@@ -346,16 +340,23 @@ class QueryConstraint(nn.Module):
         marginal probability of that value (rows where no assignment is consistent hold NaN).
         """
         labels = self._check(log_probs, labels)
+        value, gradients = self._probe_gradients(log_probs, labels, "sum", "marginal")
+        impossible = logspace.is_impossible(value).unsqueeze(1)
+        return {v: g.masked_fill(impossible, float("nan")) for v, g in gradients.items()}
+
+    def _probe_gradients(self, log_probs: Tensor, labels: Tensor | None, semiring: str,
+                         plan: str) -> tuple[Tensor, dict[str, Tensor]]:
+        """The contraction's value ``[B]`` in ``semiring`` and its gradient by a zero probe on every
+        unobserved variable, ``[B, domain]`` each (the derivative trick of ``explain`` and ``marginals``).
+        ``plan`` names the cached contraction order."""
         observed = set(self.evidence) if labels is not None else set()
         wanted = sorted({v for names in self.variables for v in names} - observed)
         with torch.enable_grad():
             operands = self._operands(log_probs.detach().float(), labels, wanted)
-            value = self._contract(operands, ("marginal", labels is not None), "sum")
+            value = self._contract(operands, (plan, labels is not None), semiring)
             probes = [tensor for tensor, _ in operands[-len(wanted):]]
             grads = torch.autograd.grad(value.sum(), probes, allow_unused=True)
-        impossible = logspace.is_impossible(value.detach()).unsqueeze(1)
-        return {v: (g if g is not None else torch.zeros_like(p)).masked_fill(impossible, float("nan"))
-                for v, g, p in zip(wanted, grads, probes)}
+        return value.detach(), {v: g if g is not None else torch.zeros_like(p) for v, g, p in zip(wanted, grads, probes)}
 
     def predict(self, log_probs: Tensor) -> Tensor:
         """``[B, A, K]`` -> ``[B, E]``: the label of the most probable explanation."""
