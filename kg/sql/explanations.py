@@ -192,57 +192,74 @@ def _term(value: str) -> str:
     return f"<{value}>" if is_iri(value) else nt_literal(value)
 
 
-def explanation_lines(conn: Connection, run_id: int, tail: str, groups: Sequence[int] | None = None,
-                      batch: int = 100_000) -> Iterator[str]:
-    """The N-Quads (or N-Triples) lines of a run's explanations (of ``groups`` only, when given)."""
+def _triples(conn: Connection, run_id: int, groups: Sequence[int] | None, with_members: bool = True,
+             batch: int = 100_000) -> Iterator[list[tuple[str, str, str, str, float]]]:
+    """A run's explanations (of ``groups`` only, when given) as batches of ``(subject, predicate, object,
+    kind, confidence)``, the one statement of the vocabulary that the view's lines and the rule engine's
+    facts are both written from. ``kind`` says how the object is stated: ``iri``, ``literal`` (plain
+    text), ``integer``, ``boolean``, ``double`` (its ``repr``) or ``term`` (an entity IRI, or a
+    relation column's text). ``ns:value`` carries the value's probability as its confidence, the rest 1."""
     variables = _variables(conn, run_id)
     if not variables:
         return
-    r = f"<{vocab.run_iri(run_id)}>"
-    iris = [f"<{vocab.variable_iri(run_id, v.name)}>" for v in variables]
+    r = vocab.run_iri(run_id)
+    iris = [vocab.variable_iri(run_id, v.name) for v in variables]
     out = []
     for v, iri in zip(variables, iris):
-        out.append(f"{iri} <{RDF_NS}type> <{_NS}Variable>{tail}{iri} <{RDFS_NS}label> {nt_literal(v.name)}{tail}"
-                   f"{iri} <{_NS}role> {nt_literal(v.role)}{tail}{iri} <{PROV_NS}wasGeneratedBy> {r}{tail}")
-        out.extend(f"{iri} <{_NS}column> {nt_literal(c)}{tail}" for c in v.columns)
+        out += [(iri, RDF_NS + "type", _NS + "Variable", "iri", 1.0), (iri, RDFS_NS + "label", v.name, "literal", 1.0),
+                (iri, _NS + "role", v.role, "literal", 1.0), (iri, PROV_NS + "wasGeneratedBy", r, "iri", 1.0)]
+        out += [(iri, _NS + "column", c, "literal", 1.0) for c in v.columns]
         if v.next_position is not None:
-            out.append(f"{iri} <{_NS}next> {iris[v.next_position]}{tail}")
-    yield "".join(out)
-    member_of = {v.position: v.member for v in variables if v.member is not None}
+            out.append((iri, _NS + "next", iris[v.next_position], "iri", 1.0))
     query = select(Explanation.group_idx, Explanation.members, Explanation.correct).where(Explanation.run_id == int(run_id))
     if groups is not None:
         query = query.where(Explanation.group_idx.in_([int(g) for g in groups]))
     members: dict[int, list[int]] = {}
     for g, ids, correct in conn.execute(query):
-        x = f"<{vocab.explanation_iri(run_id, g)}>"
-        line = (f"{x} <{RDF_NS}type> <{_NS}Explanation>{tail}{x} <{PROV_NS}wasGeneratedBy> {r}{tail}"
-                f'{x} <{_NS}group> "{g}"^^<{XSD_NS}integer>{tail}')
+        x = vocab.explanation_iri(run_id, g)
+        out += [(x, RDF_NS + "type", _NS + "Explanation", "iri", 1.0), (x, PROV_NS + "wasGeneratedBy", r, "iri", 1.0),
+                (x, _NS + "group", str(g), "integer", 1.0)]
         if correct is not None:
-            line += f'{x} <{_NS}correct> "{"true" if correct else "false"}"^^<{XSD_NS}boolean>{tail}'
+            out.append((x, _NS + "correct", "true" if correct else "false", "boolean", 1.0))
         members[g] = ids
-        yield line
-    inputs = {i for ids in members.values() for i in ids}
+    yield out
+    inputs = {i for ids in members.values() for i in ids} if with_members else set()
     input_iris = {i: vocab.input_iri(d, s, k) for i, d, s, k in
                   conn.execute(select(Input.id, Input.dataset, Input.split, Input.key).where(Input.id.in_(inputs)))}
-    p_binding, p_variable, p_value = f"<{_NS}binding>", f"<{_NS}variable>", f"<{_NS}value>"
-    p_prob, p_true, p_member, double = f"<{_NS}probability>", f"<{_NS}trueValue>", f"<{_NS}member>", f"^^<{XSD_NS}double>"
+    member_of = {v.position: v.member for v in variables if v.member is not None} if with_members else {}
     values = select(ExplainedValue.group_idx, ExplainedValue.position, ExplainedValue.value, ExplainedValue.probability,
                     ExplainedValue.true_value).where(ExplainedValue.run_id == int(run_id))
     if groups is not None:
         values = values.where(ExplainedValue.group_idx.in_([int(g) for g in groups]))
-    result = conn.execution_options(yield_per=batch).execute(values)
-    for rows in result.partitions():
+    for rows in conn.execution_options(yield_per=batch).execute(values).partitions():
         out = []
         for g, p, value, prob, true in rows:
-            x, b = f"<{vocab.explanation_iri(run_id, g)}>", f"<{vocab.binding_iri(run_id, g, p)}>"
-            line = (f"{x} {p_binding} {b}{tail}{b} {p_variable} {iris[p]}{tail}{b} {p_value} {_term(value)}{tail}"
-                    f'{b} {p_prob} "{prob!r}"{double}{tail}')
+            b = vocab.binding_iri(run_id, g, p)
+            out += [(vocab.explanation_iri(run_id, g), _NS + "binding", b, "iri", 1.0),
+                    (b, _NS + "variable", iris[p], "iri", 1.0), (b, _NS + "value", value, "term", float(prob)),
+                    (b, _NS + "probability", repr(float(prob)), "double", 1.0)]
             if true is not None:
-                line += f"{b} {p_true} {_term(true)}{tail}"
+                out.append((b, _NS + "trueValue", true, "term", 1.0))
             if p in member_of:
-                line += f"{b} {p_member} <{input_iris[members[g][member_of[p]]]}>{tail}"
-            out.append(line)
-        yield "".join(out)
+                out.append((b, _NS + "member", input_iris[members[g][member_of[p]]], "iri", 1.0))
+        yield out
+
+
+_OBJECT = {
+    "iri": lambda o: f"<{o}>",
+    "literal": nt_literal,
+    "integer": lambda o: f'"{o}"^^<{XSD_NS}integer>',
+    "boolean": lambda o: f'"{o}"^^<{XSD_NS}boolean>',
+    "double": lambda o: f'"{o}"^^<{XSD_NS}double>',
+    "term": _term,
+}
+
+
+def explanation_lines(conn: Connection, run_id: int, tail: str, groups: Sequence[int] | None = None,
+                      batch: int = 100_000) -> Iterator[str]:
+    """The N-Quads (or N-Triples) lines of a run's explanations (of ``groups`` only, when given)."""
+    for part in _triples(conn, run_id, groups, batch=batch):
+        yield "".join(f"<{s}> <{p}> {_OBJECT[kind](o)}{tail}" for s, p, o, kind, _ in part)
 
 
 def explanation_facts(conn: Connection, run_id: int, predicates: set[str]) -> Iterator[tuple[str, str, str, float]]:
@@ -252,35 +269,5 @@ def explanation_facts(conn: Connection, run_id: int, predicates: set[str]) -> It
     wanted = set(predicates) & (set(PREDICATES) | {RDF_NS + "type"})
     if not wanted:
         return
-    variables = _variables(conn, run_id)
-    iris = [vocab.variable_iri(run_id, v.name) for v in variables]
-    facts = []
-    for v, iri in zip(variables, iris):
-        facts += [(iri, RDF_NS + "type", _NS + "Variable"), (iri, _NS + "role", v.role)]
-        facts += [(iri, _NS + "column", c) for c in v.columns]
-        if v.next_position is not None:
-            facts.append((iri, _NS + "next", iris[v.next_position]))
-    members = {}
-    for g, ids, correct in conn.execute(select(Explanation.group_idx, Explanation.members, Explanation.correct)
-                                        .where(Explanation.run_id == int(run_id))):
-        x = vocab.explanation_iri(run_id, g)
-        facts += [(x, RDF_NS + "type", _NS + "Explanation"), (x, _NS + "group", str(g))]
-        if correct is not None:
-            facts.append((x, _NS + "correct", "true" if correct else "false"))
-        members[g] = ids
-    yield from ((s, p, o, 1.0) for s, p, o in facts if p in wanted)
-    inputs = {i for ids in members.values() for i in ids} if _NS + "member" in wanted else set()
-    input_iris = {i: vocab.input_iri(d, s, k) for i, d, s, k in
-                  conn.execute(select(Input.id, Input.dataset, Input.split, Input.key).where(Input.id.in_(inputs)))}
-    member_of = {v.position: v.member for v in variables if v.member is not None}
-    for g, p, value, prob, true in conn.execute(
-            select(ExplainedValue.group_idx, ExplainedValue.position, ExplainedValue.value, ExplainedValue.probability,
-                   ExplainedValue.true_value).where(ExplainedValue.run_id == int(run_id))):
-        b = vocab.binding_iri(run_id, g, p)
-        row = [(vocab.explanation_iri(run_id, g), _NS + "binding", b, 1.0), (b, _NS + "variable", iris[p], 1.0),
-               (b, _NS + "value", value, float(prob)), (b, _NS + "probability", repr(float(prob)), 1.0)]
-        if true is not None:
-            row.append((b, _NS + "trueValue", true, 1.0))
-        if p in member_of and inputs:
-            row.append((b, _NS + "member", input_iris[members[g][member_of[p]]], 1.0))
-        yield from (fact for fact in row if fact[1] in wanted)
+    for part in _triples(conn, run_id, None, with_members=_NS + "member" in wanted):
+        yield from ((s, p, o, confidence) for s, p, o, _, confidence in part if p in wanted)
