@@ -93,6 +93,7 @@ def test_sql_answers_equal_oxigraph_on_random_stores(kg_store, seed):
                 assert Counter(fast.rows) == Counter(slow.rows), query
 
 
+
 def test_double_lexical_matches_oxigraph():
     import pyoxigraph as ox
 
@@ -103,6 +104,40 @@ def test_double_lexical_matches_oxigraph():
         store.add(ox.Quad(ox.NamedNode(f"http://x/{i}"), ox.NamedNode("http://p"), ox.Literal(repr(v), datatype=xsd_double)))
     printed = {int(r["s"].value.rsplit("/", 1)[1]): r["o"].value for r in store.query("SELECT ?s ?o WHERE { ?s ?p ?o }")}
     assert [terms.double_lexical(v) for v in values] == [printed[i] for i in range(len(values))]
+
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cyclic_collector_is_paused_only_while_terms_are_built(enabled):
+    import gc
+
+    seen = []
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with terms.cyclic_gc_paused():
+            seen.append(gc.isenabled())
+        assert seen == [False] and gc.isenabled() is enabled
+        with pytest.raises(ZeroDivisionError), terms.cyclic_gc_paused():
+            1 / 0
+        assert gc.isenabled() is enabled  # restored after an error too
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_terms_are_made_column_by_column_and_rows_keep_their_order():
+    rows = [(1, 0.25, "a", True), (2, 0.5, "b", None), (1, 0.25, "https://x/y", False)]
+    made = terms.to_terms(None, rows, ["integer", "double", "term", "boolean"])
+    xsd = "http://www.w3.org/2001/XMLSchema#"
+    assert made == [
+        (Literal("1", datatype=URIRef(xsd + "integer")), Literal("0.25", datatype=URIRef(xsd + "double")), Literal("a"),
+         Literal("true", datatype=URIRef(xsd + "boolean"))),
+        (Literal("2", datatype=URIRef(xsd + "integer")), Literal("0.5", datatype=URIRef(xsd + "double")), Literal("b"), None),
+        (Literal("1", datatype=URIRef(xsd + "integer")), Literal("0.25", datatype=URIRef(xsd + "double")), URIRef("https://x/y"),
+         Literal("false", datatype=URIRef(xsd + "boolean"))),
+    ]
+    assert made[0][0] is made[2][0]  # one term per distinct value of a column
+    assert terms.to_terms(None, [], ["integer"]) == []
 
 
 TINY = "https://w3id.org/neurosym/input/digits/test/k"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from decimal import Decimal
 
 from rdflib import Literal, URIRef
@@ -16,7 +18,9 @@ XSD = XSD_NS
 
 def double_lexical(value: float) -> str:
     """An ``xsd:double`` as Oxigraph prints it: plain decimal notation, no trailing ``.0``."""
-    out = format(Decimal(repr(float(value))), "f")
+    out = repr(float(value))
+    if "e" in out or "n" in out:  # 1e-07, inf, nan: Decimal spells out the exponent (and keeps inf/nan)
+        out = format(Decimal(out), "f")
     return out[:-2] if out.endswith(".0") else out
 
 
@@ -50,8 +54,28 @@ def fold_counts(rows: list[tuple], kinds: list[str]) -> list[tuple]:
     return [tuple(r) for r in merged.values()]
 
 
+@contextmanager
+def cyclic_gc_paused():
+    """CPython's cyclic collector paused (and restored) while a large acyclic result is built.
+
+    A translated answer makes tens of thousands of tuples and terms; each 700 new objects start a
+    collection, and every few of those a full one over the whole heap (torch and rdflib included),
+    which cannot find garbage in rows that hold no cycles. Paused, the N = 15 query over all of a run's
+    explanations (20 000 rows) takes about half the time (docs/store.md)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def to_terms(conn, rows: list[tuple], kinds: list[str]) -> list[tuple]:
-    """Rows of ids and numbers as rdflib terms (IRIs looked up once per distinct id)."""
+    """Rows of ids and numbers as rdflib terms (IRIs looked up once per distinct id).
+
+    Column by column: rows repeat their runs, groups, names and values, so each column makes each
+    of its terms once, and ``zip`` puts the rows back together."""
     names: dict[str, dict[int, str]] = {"input": {}, "entity": {}}
     for kind in ("input", "entity"):
         ids = sorted({r[i] for r in rows for i, k in enumerate(kinds) if k == kind and r[i] is not None})
@@ -64,16 +88,16 @@ def to_terms(conn, rows: list[tuple], kinds: list[str]) -> list[tuple]:
             else:
                 found = conn.execute(text("SELECT id, iri FROM entity WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
                 names[kind].update(found.all())
-    made: dict[tuple, object] = {}  # rows repeat their runs, groups, names and values: make each term once
+    if not rows:
+        return []
 
-    def cached(kind: str, value):
-        key = (kind, value)
-        found = made.get(key)
-        if found is None:
-            found = made[key] = term(kind, value, names)
-        return found
+    def column(kind: str, values: tuple) -> list:
+        made: dict = {}
+        for value in set(values):
+            made[value] = term(kind, value, names)
+        return [made[value] for value in values]
 
-    return [tuple(cached(k, v) for k, v in zip(kinds, row)) for row in rows]
+    return list(zip(*(column(kind, values) for kind, values in zip(kinds, zip(*rows)))))
 
 
 def term(kind: str, value, names: dict | None = None):

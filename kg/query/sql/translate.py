@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 from sqlalchemy import Engine, bindparam, text
 
@@ -35,7 +34,7 @@ from kg.query.sql.subset import (
     ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, is_explanation_query, parse,
     sql_predicates,
 )
-from kg.query.sql.terms import fold_counts, order_key, to_terms
+from kg.query.sql.terms import cyclic_gc_paused, fold_counts, order_key, to_terms
 from kg.rdf.prefixes import PROV_NS, SKOS_NS
 
 _NS = str(vocab.NS)
@@ -70,26 +69,10 @@ class _Sql:
             self.where.append(f"{known[1]} = {expr}")
 
 
-def _input_key(iri: str) -> tuple[str, str, str] | None:
-    if not iri.startswith(vocab.INPUT_BASE):
-        return None
-    parts = iri[len(vocab.INPUT_BASE):].split("/")
-    if len(parts) != 3:
-        return None
-    key = tuple(unquote(p) for p in parts)
-    return key if vocab.input_iri(*key) == iri else None
-
-
 def _bind_iri(sql: _Sql, kind: str, expr: str, iri: str) -> None:
-    if kind == "input":
-        key = _input_key(iri)
-        if key is None:
-            sql.where.append("1 = 0")
-            return
-        d, s, k = (sql.param(v) for v in key)
-        sql.where.append(f'{expr} = (SELECT id FROM input WHERE dataset = {d} AND split = {s} AND "key" = {k})')
-    else:
-        sql.where.append(f"{expr} = (SELECT id FROM entity WHERE iri = {sql.param(iri)})")
+    if kind == "input":  # sql_predicates leaves a query that names an input to Oxigraph (one index seek)
+        raise Unsupported("a constant input")
+    sql.where.append(f"{expr} = (SELECT id FROM entity WHERE iri = {sql.param(iri)})")
 
 
 def _substitute(term: tuple, values: dict) -> tuple:
@@ -202,8 +185,9 @@ def _bind_explained(sql: _Sql, kind: str, expr: str, term: tuple) -> None:
 
 def _drive_by_code(sql: _Sql, input_term: tuple) -> bool:
     """Whether to reach an assignment's rows from its code (index on run, rank, code) rather than from
-    its input (primary key run, input): the latter when the input is a constant or already joined."""
-    return not (input_term[0] == "iri" or (input_term[0] == "var" and input_term[1] in sql.exprs))
+    its input (primary key run, input): the latter when the input is already joined. (A constant input
+    never gets here: ``sql_predicates`` leaves such a query to Oxigraph.)"""
+    return input_term[1] not in sql.exprs
 
 
 def _bind_term(sql: _Sql, kind: str, expr: str, term: tuple) -> None:
@@ -352,10 +336,11 @@ def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int |
         names = [p[1] if p[0] == "var" else p[3] for p in q.projection]
         body, params, columns, sort_here = translated
         kinds = [kind for _, kind in columns]
-        rows = _fetch(conn, body, params, None if sort_here else max_rows, timeout_s)
-        if sort_here and q.group_by:
-            rows = fold_counts(rows, kinds)
-        rows = to_terms(conn, rows, kinds)
+        with cyclic_gc_paused():
+            rows = _fetch(conn, body, params, None if sort_here else max_rows, timeout_s)
+            if sort_here and q.group_by:
+                rows = fold_counts(rows, kinds)
+            rows = to_terms(conn, rows, kinds)
     if sort_here:
         for name, desc in reversed(q.order_by):
             i = names.index(name)
