@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from kg.errors import KGError
-from kg.sql.location import StoreLocation, default_view_dir, sqlite_path  # noqa: F401 - re-exported: where stores live
+from kg.sql.location import IN_MEMORY, StoreLocation, default_view_dir, sqlite_path  # noqa: F401 - re-exported: where stores live
 
 #: Backend name -> the pip extra that installs its driver.
 DRIVER_EXTRAS = {"postgresql": "postgres"}
@@ -25,6 +25,8 @@ DRIVER_EXTRAS = {"postgresql": "postgres"}
 def store_url(target: str | Path) -> tuple[URL, Path | None]:
     """(SQLAlchemy URL, SQLite file or None) for a path or URL; ``postgresql://`` is given psycopg 3."""
     text = str(target)
+    if text == IN_MEMORY:
+        return make_url("sqlite://"), None
     sqlite_file = sqlite_path(text)
     if sqlite_file is not None:
         return make_url(f"sqlite:///{sqlite_file}"), sqlite_file

@@ -11,6 +11,9 @@ import shutil
 from pathlib import Path
 
 
+IN_MEMORY = ":memory:"
+
+
 class StoreLocation(str):
     """A store path or URL that also carries where its RDF view lives (the CLI's ``--view-dir``)."""
 
@@ -23,9 +26,10 @@ class StoreLocation(str):
 
 
 def sqlite_path(target: str | Path) -> Path | None:
-    """The SQLite file a plain path names (resolved), or None for a URL (``sqlite:///``, ``postgresql://``)."""
+    """The SQLite file a plain path names (resolved), or None for a URL (``sqlite:///``, ``postgresql://``)
+    and for ``:memory:`` (SQLite's own name for a database in memory, not a file in the current folder)."""
     text = str(target)
-    if "://" in text:
+    if "://" in text or text == IN_MEMORY:
         return None
     return Path(text).expanduser().resolve()
 

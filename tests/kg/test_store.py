@@ -37,11 +37,14 @@ def test_other_schema_version_is_refused(store_path):
         Store.open(store_path)
 
 
-def test_in_memory_url_works(tmp_path):
-    with Store.open("sqlite://") as st:
+@pytest.mark.parametrize("target", ["sqlite://", ":memory:"])
+def test_in_memory_stores_write_no_file(tmp_path, monkeypatch, target):
+    monkeypatch.chdir(tmp_path)
+    with Store.open(target) as st:
         st.load_rdf([ARITHMETIC])
         assert st.sparql("ASK { arith:n3 a arith:Prime }").askanswer is True
         assert st.view.path is None
+    assert list(tmp_path.iterdir()) == []  # ":memory:" is SQLite's name for memory, not a file name
 
 
 @BOTH_BACKENDS
