@@ -110,7 +110,6 @@ class QueryConstraint(nn.Module):
                 if domains.get(variable) != size:
                     raise ConfigError(f"factor {factor.name}: variable {variable!r} has an axis of {size}, "
                                       f"its domain has {domains.get(variable)}")
-        self.names = [factor.name for factor in factors]
         self.variables = [tuple(factor.variables) for factor in factors]
         self.domains = dict(domains)
         self.inputs, self.evidence = list(inputs), list(evidence)
@@ -183,7 +182,8 @@ class QueryConstraint(nn.Module):
                     symbols.setdefault(name, opt_einsum.get_symbol(len(symbols)))
             terms = ",".join("".join(symbols[n] for n in names) for _, names in operands)
             shapes = [tuple(t.shape) for t, _ in operands]
-            path, _ = opt_einsum.contract_path(f"{terms}->{symbols[BATCH]}", *shapes, shapes=True, optimize="auto")
+            output = symbols.get(BATCH, "")  # no batch axis without an input or an observed label
+            path, _ = opt_einsum.contract_path(f"{terms}->{output}", *shapes, shapes=True)  # optimize="auto"
             plan, work = [], [set(names) for _, names in operands]
             for step in path:
                 picked = set().union(*(work[i] for i in step))
@@ -248,7 +248,7 @@ class QueryConstraint(nn.Module):
                 canon.setdefault(name, name if name == BATCH else f"v{len(canon)}")
         return canon
 
-    def _contract(self, operands, key: tuple, semiring: str) -> Tensor:
+    def _contract(self, operands, key: tuple, semiring: str, batch_size: int) -> Tensor:
         """Contract every operand down to the batch axis, in the cached order, each wave's groups of
         alike steps stacked into one operation (see ``_waves``). ``[B]``."""
         nodes: dict[int, tuple[Tensor, tuple[str, ...]]] = dict(enumerate(operands))
@@ -266,10 +266,9 @@ class QueryConstraint(nn.Module):
                 for inputs in group.inputs:
                     for i in inputs:
                         del nodes[i]
-        (tensor, names), = nodes.values()
-        tensor, names = logspace.reduce(tensor, names, {BATCH}, semiring)
-        if names != (BATCH,):  # a factor with no batch axis at all (no input, no evidence)
-            tensor = tensor.reshape(()).expand(operands[-1][0].shape[0])
+        (tensor, names), = nodes.values()  # the last step keeps the batch axis alone, where there is one
+        if names != (BATCH,):  # no operand has a batch axis (no input, no evidence): the same for every example
+            tensor = tensor.reshape(()).expand(batch_size)
         return tensor
 
     @staticmethod
@@ -306,7 +305,7 @@ class QueryConstraint(nn.Module):
         assignment explains it)."""
         labels = self._check(log_probs, labels)
         operands = self._operands(log_probs.float(), labels, [])
-        return self._contract(operands, ("sum", True), "sum")
+        return self._contract(operands, ("sum", True), "sum", log_probs.shape[0])
 
     def forward(self, log_probs: Tensor, labels: Tensor) -> Tensor:
         if bool(torch.isnan(log_probs).any()):
@@ -353,10 +352,10 @@ class QueryConstraint(nn.Module):
         wanted = sorted({v for names in self.variables for v in names} - observed)
         with torch.enable_grad():
             operands = self._operands(log_probs.detach().float(), labels, wanted)
-            value = self._contract(operands, (plan, labels is not None), semiring)
-            probes = [tensor for tensor, _ in operands[-len(wanted):]]
-            grads = torch.autograd.grad(value.sum(), probes, allow_unused=True)
-        return value.detach(), {v: g if g is not None else torch.zeros_like(p) for v, g, p in zip(wanted, grads, probes)}
+            value = self._contract(operands, (plan, labels is not None), semiring, log_probs.shape[0])
+            probes = [tensor for tensor, _ in operands[len(operands) - len(wanted):]]  # [-0:] would be all
+            grads = torch.autograd.grad(value.sum(), probes)  # every probe is multiplied into the value
+        return value.detach(), dict(zip(wanted, grads))
 
     def predict(self, log_probs: Tensor) -> Tensor:
         """``[B, A, K]`` -> ``[B, E]``: the label of the most probable explanation."""

@@ -57,7 +57,7 @@ def test_stacked_alike_steps_equal_the_plan_step_by_step(adder_chain, semiring):
     operands = query._operands(log_probs, labels, [])
     key = (semiring, "test")
     assert any(len(group) > 1 for wave in query._waves(operands, key) for group in wave)  # the adders' steps
-    stacked = query._contract(operands, key, semiring)
+    stacked = query._contract(operands, key, semiring, 4)
     work = list(operands)  # the same plan, one step at a time
     for step, needed in query._plan(operands, key):
         picked = [work[i] for i in step]
