@@ -64,7 +64,7 @@ def contract(x: Tensor, x_indices: Indices, y: Tensor, y_indices: Indices, keep:
     return reduce(joint, union, keep, semiring)
 
 
-def reduce(x: Tensor, indices: Indices, keep: set[str], semiring: str = "sum") -> tuple[Tensor, Indices]:
+def reduce(x: Tensor, indices: Indices, keep: set[str], semiring: str) -> tuple[Tensor, Indices]:
     """Reduce every index of ``x`` that is not in ``keep``."""
     dims = [axis for axis, name in enumerate(indices) if name not in keep]
     return REDUCERS[semiring](x, dims), kept(indices, keep)

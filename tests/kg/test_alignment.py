@@ -185,3 +185,19 @@ def test_label_free_from_one_start_reaches_the_best_map_on_small_problems(seed):
     best = max(score(m) for m in itertools.product(range(4), repeat=4))
     result = alignment.label_free(entities, codes, labels, allowed, num_codes=4, restarts=3, seed=seed)
     assert score(result.entity) == best
+
+
+def test_low_confidence_lists_every_aligned_code_below_the_threshold_including_entity_0():
+    result = alignment.CodeAlignment(ENTITIES, np.array([0, 1, -1, 0]), np.array([0.2, 0.9, 0.1, 0.5]), "test")
+    assert result.low_confidence() == [0]  # code 2 is unaligned; 0.5 is not below 0.5
+    assert result.low_confidence(0.6) == [0, 3]
+
+
+def test_codes_and_alignments_of_the_wrong_size_are_one_exact_line():
+    with pytest.raises(KGError) as caught:
+        alignment.CodeAlignment(ENTITIES, np.array([0, 1]), np.array([0.5]), "test")
+    assert str(caught.value) == "alignment: entity and confidence must have one value per code"
+    with pytest.raises(KGError) as caught:
+        alignment.majority(ENTITIES, np.array([3, 10]), np.array([0, 0]), 10)  # the codebook's size is one too many
+    assert str(caught.value) == "alignment: codes must be in [0, 10), got values up to 10"
+    assert alignment.majority(ENTITIES, np.array([9]), np.array([4]), 10).iri(9) == ENTITIES[4]  # its largest code is in

@@ -31,3 +31,11 @@ def test_all_impossible_rows_keep_finite_gradients():
     plain = torch.tensor([[float("-inf")] * 2], requires_grad=True)
     (bad,) = torch.autograd.grad(torch.logsumexp(plain, 1).sum(), plain)
     assert torch.isnan(bad).any()
+
+
+def test_impossible_means_at_or_below_half_of_the_stand_in():
+    """A sum that holds one ``IMPOSSIBLE`` term lands near it, whatever the finite terms add (they are
+    far smaller); the threshold halfway keeps such sums apart from every possible value."""
+    half = logspace.IMPOSSIBLE / 2
+    values = torch.tensor([logspace.IMPOSSIBLE, half, half * 0.9, -1e4, 0.0], dtype=torch.float64)
+    assert logspace.is_impossible(values).tolist() == [True, True, False, False, False]
