@@ -29,8 +29,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._output import cpu_model, emit  # noqa: E402
-from kg.query.sql import translate  # noqa: E402
-from kg.rdf.vocab import PREFIXES  # noqa: E402
 from kg.store import Store  # noqa: E402
 from neurosym.checkpoint import save_checkpoint  # noqa: E402
 from pipelines import encode_step, explain_step  # noqa: E402
@@ -96,16 +94,14 @@ def main() -> None:
         for name, text in queries.items():
             bindings = {"run": __import__("rdflib").URIRef(f"https://w3id.org/neurosym/run/{run_id}")} \
                 if name == "all_bindings_of_a_run" else {}
-            times, rows = [], 0
+            times, result = [], None
             for _ in range(args.query_repeats):
                 start = time.perf_counter()
-                rows = len(store.sparql(text, bindings).rows)
+                result = store.sparql(text, bindings)
                 times.append(time.perf_counter() - start)
-            from kg.query.evaluate import inject_bindings
-
-            in_sql = translate.answer(store.engine, inject_bindings(text, bindings), PREFIXES) is not None
-            answers[name] = {"p50_ms": round(1000 * statistics.median(times), 1), "rows": rows,
-                             "answered_by": "sql" if in_sql else "oxigraph"}
+            answers[name] = {"p50_ms": round(1000 * statistics.median(times), 1), "rows": len(result.rows),
+                             "answered_by": "sql" if result.answered_by == "sql" else "oxigraph",
+                             **({"why_not_sql": result.why_not_sql} if result.why_not_sql else {})}
     with_s, without_s = statistics.median(seconds["with"]), statistics.median(seconds["without"])
     emit({
         "n": args.n, "test_groups": groups, "variables": len(prepared.program.constraint.domains),

@@ -71,3 +71,19 @@ def test_store_doc_example_runs(in_project_copy, capsys):
     exec(python_blocks(ROOT / "docs" / "store.md")[0], {})
     printed = capsys.readouterr().out
     assert printed.count("img-0") >= 2 and "img-1" not in printed  # the inputs whose concept is n7, not n3
+
+
+def test_store_doc_console_example_answers_as_shown(tmp_path):
+    """The ``pycon`` session of docs/store.md (which engine answered, and why) prints what it shows."""
+    import doctest
+
+    from kg.store import Store
+    from store_backends import ARITHMETIC, add_tiny_run
+
+    (session,) = re.findall(r"```pycon\n(.*?)```", (ROOT / "docs" / "store.md").read_text(encoding="utf-8"), flags=re.S)
+    with Store.open(tmp_path / "s.sqlite") as store:
+        store.load_rdf([ARITHMETIC])
+        add_tiny_run(store)
+        runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+        runner.run(doctest.DocTestParser().get_doctest(session, {"store": store}, "docs/store.md", None, 0))
+    assert (runner.failures, runner.tries) == (0, 3)

@@ -104,23 +104,25 @@ def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict 
     store's SQL) a query over the union of all graphs that ``kg.query.sql.translate`` can translate is
     answered in SQL instead, with the same answer.
     """
+    why_not_sql = None
     if sql_engine is not None and options is None:
-        answered = translate.answer(sql_engine, text, PREFIXES, limits.max_rows, limits.timeout_s)
-        if answered is not None:
+        answered = translate.attempt(sql_engine, text, PREFIXES, limits.max_rows, limits.timeout_s)
+        if not isinstance(answered, str):
             return answered
+        why_not_sql = answered
     options = {"prefixes": PREFIXES, **(options or {"use_default_graph_as_union": True})}
     status, kind, payload = runner.run(text, options, limits.max_rows, limits.timeout_s, prepare)
     if status == "error":
         raise engine_error(kind, payload, limits.max_rows, text, PREFIXES)
     if kind == "ask":
-        return SparqlResult(kind="ask", askanswer=payload)
+        return SparqlResult(kind="ask", askanswer=payload, why_not_sql=why_not_sql)
     if kind == "graph":
         graph = Graph()
         for s, p, o in payload:
             graph.add((_term(s), _term(p), _term(o)))
-        return SparqlResult(kind="graph", graph=graph)
+        return SparqlResult(kind="graph", graph=graph, why_not_sql=why_not_sql)
     names, rows = payload
-    return SparqlResult(kind="select", vars=names, rows=[tuple(map(_term, row)) for row in rows])
+    return SparqlResult(kind="select", vars=names, rows=[tuple(map(_term, row)) for row in rows], why_not_sql=why_not_sql)
 
 
 def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimits | None = None,

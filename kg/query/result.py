@@ -15,7 +15,9 @@ class SparqlResult:
     """The answer to one query: ``kind`` is ``select``, ``ask`` or ``graph`` (CONSTRUCT/DESCRIBE).
 
     ``vars`` and ``rows`` (tuples of rdflib terms, None where unbound) for SELECT; ``askanswer`` for ASK;
-    ``graph`` (an rdflib ``Graph``) for CONSTRUCT and DESCRIBE.
+    ``graph`` (an rdflib ``Graph``) for CONSTRUCT and DESCRIBE. ``answered_by``: ``sql`` (the SQL
+    translation, ``kg.query.sql.translate``) or ``view`` (Oxigraph); ``why_not_sql``: for a query the store
+    could have answered either way, why the translation left it to the view (one line), else None.
     """
 
     kind: str
@@ -23,6 +25,8 @@ class SparqlResult:
     rows: list[tuple[Node | None, ...]] = field(default_factory=list)
     askanswer: bool | None = None
     graph: Graph | None = None
+    answered_by: str = "view"
+    why_not_sql: str | None = None
 
     def __len__(self) -> int:
         if self.kind == "select":

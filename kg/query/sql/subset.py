@@ -255,16 +255,33 @@ def _parse_predicate(tokens: _Tokens) -> str:
     return TYPE_CLOSURE
 
 
+def _named_input(q: Query) -> str | None:
+    """The input IRI ``q`` names (``<input> ns:hasConcept ?e``, ``?a ns:input <input>``), if any."""
+    for s, p, o in q.patterns:
+        subject, obj = (q.values.get(t[1], t) if t[0] == "var" else t for t in (s, o))
+        if p == HAS_CONCEPT and subject[0] == "iri":
+            return subject[1]
+        if p == INPUT and obj[0] == "iri":
+            return obj[1]
+    return None
+
+
 def sql_predicates(q: Query) -> list[str]:
     """The predicates of ``q`` that ``kg.query.sql.translate`` maps to SQL tables, or none where SQL would not
     pay: a query without them, or one that names an input (``<input> ns:hasConcept ?e``,
     ``?a ns:input <input>``), which Oxigraph answers from one index seek."""
-    for s, p, o in q.patterns:
-        subject, obj = (q.values.get(t[1], t) if t[0] == "var" else t for t in (s, o))
-        if (p == HAS_CONCEPT and subject[0] == "iri") or (p == INPUT and obj[0] == "iri"):
-            return []
+    if _named_input(q) is not None:
+        return []
     used = {p for _, p, _ in q.patterns}
     return sorted(used & (set(ASSIGNMENT_PREDICATES) | {HAS_CONCEPT}))
+
+
+def no_sql_predicates(q: Query) -> str:
+    """Why ``sql_predicates`` found nothing to translate in ``q`` (one line)."""
+    named = _named_input(q)
+    if named is not None:
+        return f"it names the input <{named}>: Oxigraph finds it with one index seek"
+    return "no pattern over a run's symbols or explanations"
 
 
 def is_explanation_query(q: Query) -> bool:

@@ -31,8 +31,8 @@ from kg.sql.answers import subclasses
 from kg.query.guard import QueryTimeoutError, ResultTooLargeError, timeout_message
 from kg.query.sql import explanations
 from kg.query.sql.subset import (
-    ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, is_explanation_query, parse,
-    sql_predicates,
+    ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, is_explanation_query,
+    no_sql_predicates, parse, sql_predicates,
 )
 from kg.query.sql.terms import cyclic_gc_paused, fold_counts, order_key, to_terms
 from kg.rdf.prefixes import PROV_NS, SKOS_NS
@@ -67,12 +67,6 @@ class _Sql:
             raise Unsupported(f"?{name} used as {known[0]} and {kind}")
         else:
             self.where.append(f"{known[1]} = {expr}")
-
-
-def _bind_iri(sql: _Sql, kind: str, expr: str, iri: str) -> None:
-    if kind == "input":  # sql_predicates leaves a query that names an input to Oxigraph (one index seek)
-        raise Unsupported("a constant input")
-    sql.where.append(f"{expr} = (SELECT id FROM entity WHERE iri = {sql.param(iri)})")
 
 
 def _substitute(term: tuple, values: dict) -> tuple:
@@ -158,11 +152,9 @@ def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
             _bind_term(sql, "entity", f"m{i}.entity_id", s)
         else:
             raise Unsupported(f"predicate <{p}>")
-    if not nodes and not any(p == HAS_CONCEPT for _, p, _ in others):
-        raise Unsupported("no assignment pattern")
     for left, op, right in q.filters:
         sides = [_numeric(sql, _substitute(t, q.values)) for t in (left, right)]
-        sql.where.append(f"{sides[0]} {'<>' if op == '!=' else op} {sides[1]}")
+        sql.where.append(f"{sides[0]} {op} {sides[1]}")  # SQLite and PostgreSQL both read != as <>
     return _select(sql, q)
 
 
@@ -193,10 +185,10 @@ def _drive_by_code(sql: _Sql, input_term: tuple) -> bool:
 def _bind_term(sql: _Sql, kind: str, expr: str, term: tuple) -> None:
     if term[0] == "var":
         sql.bind(term[1], kind, expr)
-    elif term[0] == "iri" and kind in ("input", "entity"):
-        _bind_iri(sql, kind, expr, term[1])
-    else:
-        raise Unsupported("constant in a numeric position")
+    elif term[0] == "iri" and kind == "entity":
+        sql.where.append(f"{expr} = (SELECT id FROM entity WHERE iri = {sql.param(term[1])})")
+    else:  # an input IRI never gets here: sql_predicates leaves such a query to Oxigraph (one index seek)
+        raise Unsupported(f"a constant {'IRI' if term[0] == 'iri' else 'literal'} where the subset takes a variable")
 
 
 def _numeric(sql: _Sql, term: tuple) -> str:
@@ -313,26 +305,36 @@ def _fold_per_code(sql: _Sql, q: Query) -> bool:
 def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int | None = None,
            timeout_s: float | None = None):
     """The ``SparqlResult`` of ``query`` computed in SQL, or None when it is outside the subset."""
+    found = attempt(engine, query, prefixes, max_rows, timeout_s)
+    return None if isinstance(found, str) else found
+
+
+def attempt(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int | None = None,
+            timeout_s: float | None = None):
+    """The ``SparqlResult`` of ``query`` computed in SQL, or why the SQL translation leaves it to the view
+    (one line, a ``str``: ``SparqlResult.why_not_sql`` tells a researcher why a query took the slow path)."""
     from kg.query.result import SparqlResult
 
     try:
         q = parse(query, prefixes)
-    except (Unsupported, IndexError):
-        return None
+    except Unsupported as outside:
+        return f"outside the subset: {outside}"
+    except IndexError:
+        return "outside the subset: the query ends too early"
     explained = is_explanation_query(q)
     mapped = sql_predicates(q)
     if not mapped and not explained:
-        return None
+        return no_sql_predicates(q)
     checks = explanations.shadow_checks(q) if explained else [("SELECT 1 FROM triple WHERE p IN :p LIMIT 1", {"p": mapped})]
     with engine.connect() as conn:
         for body, params in checks:
             lists = [name for name, value in params.items() if isinstance(value, list)]
             if conn.execute(text(body).bindparams(*map(_expanding, lists)), params).first() is not None:
-                return None  # a loaded graph uses the same predicates: only the view sees everything
+                return "a loaded graph states the predicates the SQL tables hold: only the view sees both"
         try:
             translated = translate_explanations(conn, q) if explained else translate(conn, q)
-        except Unsupported:
-            return None
+        except Unsupported as outside:
+            return f"outside the subset: {outside}"
         names = [p[1] if p[0] == "var" else p[3] for p in q.projection]
         body, params, columns, sort_here = translated
         kinds = [kind for _, kind in columns]
@@ -349,7 +351,7 @@ def answer(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int |
         rows = rows[q.offset:stop]
     if max_rows is not None and len(rows) > max_rows:
         raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
-    return SparqlResult(kind="select", vars=names, rows=rows)
+    return SparqlResult(kind="select", vars=names, rows=rows, answered_by="sql")
 
 
 def _fetch(conn, body: str, params: dict, max_rows: int | None, timeout_s: float | None) -> list[tuple]:

@@ -1,0 +1,123 @@
+"""Where the SQL translation stops, and why: every query the store could answer either way says which
+engine answered (``SparqlResult.answered_by``) and, when the view did, why the translation declined
+(``why_not_sql``, word for word). Queries at the translation's edges are compared with the view itself."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from kg.query.evaluate import run_query
+from kg.rdf.vocab import ARITH
+from store_backends import BOTH_BACKENDS, add_tiny_run
+
+NS = "https://w3id.org/neurosym/vocab#"
+K0 = "https://w3id.org/neurosym/input/digits/test/k0"
+
+DECLINED = [
+    ("SELECT ?i WHERE { <https://w3id.org/neurosym/assignment/1/1/0> ns:input ?i }",
+     "outside the subset: assignment node given as an IRI"),
+    ("SELECT ?i WHERE { ?a ns:input ?i ; ns:input ?j }", "outside the subset: repeated predicate on an assignment node"),
+    ("SELECT ?i WHERE { ?a ns:input ?i . ?a a arith:Odd }", "outside the subset: assignment node"),  # the node used elsewhere
+    ("SELECT ?i WHERE { ?a ns:input ?i ; ns:confidence ?c FILTER(?a > 1) }", "outside the subset: assignment node"),
+    ("SELECT ?i WHERE { ?a ns:input ?i . ?b ns:input ?a }", "outside the subset: assignment node"),  # a node's object
+    ("SELECT ?e WHERE { ?a ns:entity ?e }", "outside the subset: assignment node"),  # no input
+    ("SELECT ?i WHERE { ?a ns:input ?i ; ns:entity \"n3\" }",
+     "outside the subset: a constant literal where the subset takes a variable"),
+    ("SELECT ?i WHERE { ?a ns:input ?i ; ns:confidence 0.95 }",
+     "outside the subset: a constant literal where the subset takes a variable"),
+    ("SELECT ?i WHERE { ?i ns:hasConcept ?e . ?e a ?class }",
+     "outside the subset: class membership of a constant or of a variable class"),
+    ("SELECT ?i WHERE { ?i ns:hasConcept ?e . arith:n3 a arith:Odd }",
+     "outside the subset: class membership of a constant or of a variable class"),
+    ("SELECT ?i WHERE { ?i ns:hasConcept ?e . ?e a prov:Activity }", "outside the subset: class reaches a type the view derives"),
+    ("SELECT ?i WHERE { ?i ns:hasConcept ?e . ?e rdfs:label ?l }",
+     "outside the subset: predicate <http://www.w3.org/2000/01/rdf-schema#label>"),
+    ("SELECT ?i WHERE { ?a ns:input ?i ; ns:confidence ?c FILTER(?i > 1) }", "outside the subset: FILTER on a non-numeric variable"),
+    ("SELECT ?i WHERE { ?a ns:input ?i ; ns:confidence ?c FILTER(?unbound > 1) }",
+     "outside the subset: FILTER on a non-numeric variable"),
+    ("SELECT ?i WHERE { ?a ns:input ?i ; ns:confidence ?c FILTER(?c > \"x\"^^xsd:double) }", "outside the subset: ill-typed number"),
+    ("SELECT ?i WHERE { ?a ns:input ?i ; ns:confidence ?c FILTER(?c > <https://x/>) }", "outside the subset: FILTER operand"),
+    ("SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c } ORDER BY ?e", "outside the subset: ORDER BY a variable that is not projected"),
+    ("SELECT ?i ?e WHERE { VALUES (?e) { (arith:n3) } ?i ns:hasConcept ?e }", "outside the subset: projection"),
+    (f"SELECT ?e WHERE {{ <{K0}> ns:hasConcept ?e }}", f"it names the input <{K0}>: Oxigraph finds it with one index seek"),
+    (f"SELECT ?a WHERE {{ ?a ns:input <{K0}> }}", f"it names the input <{K0}>: Oxigraph finds it with one index seek"),
+    ("SELECT ?n WHERE { ?n a arith:Prime }", "no pattern over a run's symbols or explanations"),
+    ("SELECT ?i WHERE { ?a ns:input ?i } VALUES ?i { 1 }", "outside the subset: VALUES"),
+]
+
+
+@pytest.mark.parametrize("query, why", DECLINED, ids=range(len(DECLINED)))
+def test_the_view_answers_and_says_why_the_translation_declined(run_store, query, why):
+    answered = run_store.sparql(query)
+    assert (answered.answered_by, answered.why_not_sql) == ("view", why)
+
+
+def test_a_loaded_graph_with_the_runs_predicates_sends_queries_to_the_view(run_store, tmp_path):
+    query = "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e }"
+    assert run_store.sparql(query).answered_by == "sql"
+    extra = tmp_path / "extra.ttl"
+    extra.write_text(f"<https://x/i> <{NS}hasConcept> <{ARITH.n3}> .\n")
+    run_store.load_rdf([extra])
+    answered = run_store.sparql(query)
+    assert (answered.answered_by, answered.why_not_sql) == (
+        "view", "a loaded graph states the predicates the SQL tables hold: only the view sees both")
+    assert ("https://x/i", str(ARITH.n3)) in {(str(i), str(e)) for i, e in answered.rows}
+
+
+EDGES = [
+    # one slot per input: the hasConcept shortcut joins the assignment and code tables directly
+    "SELECT ?i ?c ?f WHERE { ?a ns:input ?i ; ns:confidence ?c . ?i ns:hasConcept ?f }",
+    "SELECT ?i ?e WHERE { ?a ns:input ?i ; ns:entity ?e . ?i ns:hasConcept ?e }",
+    "SELECT ?i WHERE { ?a ns:input ?i ; ns:entity arith:n3 }",
+    # a type, and a type through the subclass closure (Number's subclasses reach more entities)
+    "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e . ?e a arith:Number }",
+    "SELECT ?i ?e WHERE { ?i ns:hasConcept ?e . ?e rdf:type/rdfs:subClassOf* arith:Number }",
+    "SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c FILTER(?c != 0.5) }",
+    "SELECT ?c WHERE { ?a ns:input ?i ; ns:confidence ?c FILTER(?c >= 0.93) } ORDER BY DESC(?c)",
+]
+
+
+@BOTH_BACKENDS
+def test_translated_edges_equal_the_view(run_store):
+    run_store.sync_rdf()
+    answers = {}
+    for query in EDGES:
+        fast, slow = run_store.sparql(query), run_query(run_store.view, query)
+        assert fast.answered_by == "sql" and fast.why_not_sql is None, query
+        assert Counter(fast.rows) == Counter(slow.rows), query
+        answers[query] = fast.rows
+    assert len(answers[EDGES[0]]) == 8 and len(answers[EDGES[5]]) == 7  # every input; all but the 0.5
+    assert answers[EDGES[6]] == [r for r in answers[EDGES[6]]] and len(answers[EDGES[6]]) == 4
+    typed, closed = (Counter(answers[q]) for q in EDGES[3:5])
+    assert typed != closed  # the closure reaches entities the type alone does not
+
+
+@BOTH_BACKENDS
+def test_a_store_without_a_complete_run_answers_nothing_in_sql(kg_store):
+    run = kg_store.create_run("unfinished", {}, 0, "test", complete=False)
+    kg_store.add_codes(run, [0], [1], [1.0])
+    kg_store.add_assignments(run, kg_store.add_inputs("digits", "test", ["k0"]), [0], [0], [0.5])
+    answered = kg_store.sparql("SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c }")
+    assert answered.answered_by == "sql" and answered.rows == []
+
+
+def test_run_shapes_are_cached_per_store_not_per_run_number(tmp_path):
+    """Two stores whose run 1 has the same write counter but other ranks: each answers with its own."""
+    from kg.store import Store
+
+    from store_backends import ARITHMETIC
+
+    found = []
+    for name, ranks in (("one.sqlite", [0, 0]), ("two.sqlite", [0, 1])):
+        with Store.open(tmp_path / name) as st:
+            st.load_rdf([ARITHMETIC])
+            run = add_tiny_run(st)
+            st.add_assignments(run, st.add_inputs("digits", "test", ["k0", "k0b"])[:2], [1, 1], [1, 2], [0.4, 0.3], rank=ranks)
+            query = "SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c }"
+            st.sync_rdf()
+            fast, slow = st.sparql(query), run_query(st.view, query)
+            assert fast.answered_by == "sql" and Counter(fast.rows) == Counter(slow.rows)
+            found.append(len(fast.rows))
+    assert found == [10, 10]  # the second store's rank-1 symbol too (store one's shape has rank 0 alone)
