@@ -27,6 +27,12 @@ DECLINED = [
      "outside the subset: a constant literal where the subset takes a variable"),
     ("SELECT ?i WHERE { ?a ns:input ?i ; ns:confidence 0.95 }",
      "outside the subset: a constant literal where the subset takes a variable"),
+    ("SELECT ?i WHERE { ?a ns:input ?i ; ns:confidence <https://x/> }",
+     "outside the subset: a constant IRI where the subset takes a variable"),
+    ("SELECT ?i ?zz WHERE { ?a ns:input ?i }", "outside the subset: ?zz is not bound by the pattern"),
+    ("SELECT (COUNT(?zz) AS ?n) WHERE { ?a ns:input ?i }", "outside the subset: ?zz is not bound by the pattern"),
+    ("SELECT (COUNT(DISTINCT *) AS ?n) WHERE { ?a ns:input ?i }", "outside the subset: COUNT(DISTINCT *)"),
+    ("SELECT (COUNT(*) AS ?n) WHERE { ?a ns:input ?i } GROUP BY ?zz", "outside the subset: GROUP BY ?zz"),
     ("SELECT ?i WHERE { ?i ns:hasConcept ?e . ?e a ?class }",
      "outside the subset: class membership of a constant or of a variable class"),
     ("SELECT ?i WHERE { ?i ns:hasConcept ?e . arith:n3 a arith:Odd }",
@@ -110,7 +116,7 @@ def test_run_shapes_are_cached_per_store_not_per_run_number(tmp_path):
     from store_backends import ARITHMETIC
 
     found = []
-    for name, ranks in (("one.sqlite", [0, 0]), ("two.sqlite", [0, 1])):
+    for name, ranks in (("one.sqlite", [0, 0]), ("two.sqlite", [0, 5])):  # rank 5: no other test's shape has it
         with Store.open(tmp_path / name) as st:
             st.load_rdf([ARITHMETIC])
             run = add_tiny_run(st)
@@ -120,4 +126,25 @@ def test_run_shapes_are_cached_per_store_not_per_run_number(tmp_path):
             fast, slow = st.sparql(query), run_query(st.view, query)
             assert fast.answered_by == "sql" and Counter(fast.rows) == Counter(slow.rows)
             found.append(len(fast.rows))
-    assert found == [10, 10]  # the second store's rank-1 symbol too (store one's shape has rank 0 alone)
+    assert found == [10, 10]  # the second store's rank-5 symbol too (store one's shape has rank 0 alone)
+
+
+@BOTH_BACKENDS
+def test_an_offset_without_a_limit_skips_rows_and_a_row_limit_holds(kg_store):
+    """OFFSET alone still needs a LIMIT in SQL (a huge one); a result past ``max_rows`` is refused, not cut."""
+    from kg.query.guard import QueryLimits, ResultTooLargeError
+    from kg.query.sql import translate
+    from kg.rdf.vocab import PREFIXES
+
+    run = kg_store.create_run("many", {}, 0, "test")
+    kg_store.add_codes(run, [0], [1], [1.0])
+    ids = kg_store.add_inputs("digits", "test", [f"m{i}" for i in range(300)])
+    kg_store.add_assignments(run, ids, [0] * 300, [0] * 300, [i / 300 for i in range(300)])
+    kg_store.sync_rdf()
+    query = "SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c } ORDER BY ?c OFFSET 3"
+    fast, slow = kg_store.sparql(query), run_query(kg_store.view, query)
+    assert fast.answered_by == "sql" and len(fast.rows) == 297 and fast.rows == slow.rows
+    with pytest.raises(ResultTooLargeError):
+        translate.answer(kg_store.engine, query, PREFIXES, max_rows=100)
+    with pytest.raises(ResultTooLargeError):
+        kg_store.sparql(query, limits=QueryLimits(max_rows=100))
