@@ -14,9 +14,15 @@ from neurosym.model import ConceptConfig, ModelConfig
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+#: Two threads at most (the CI machine's cores), and one where OMP_NUM_THREADS=1 asks for it: mutmut
+#: forks each mutant's test run from a process that has run tests, and an OpenMP pool started before a
+#: fork leaves the child hanging at its first parallel kernel (docs/testing.md).
+_THREADS = min(2, torch.get_num_threads())
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(_THREADS)
 
 
 @pytest.fixture

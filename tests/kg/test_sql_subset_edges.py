@@ -30,6 +30,7 @@ DECLINED = [
     ("SELECT ?i WHERE { ?a ns:input ?i ; ns:confidence <https://x/> }",
      "outside the subset: a constant IRI where the subset takes a variable"),
     ("SELECT ?i ?zz WHERE { ?a ns:input ?i }", "outside the subset: ?zz is not bound by the pattern"),
+    ("SELECT ?x WHERE { ?a ns:input ?x ; ns:entity ?x }", "outside the subset: ?x used as input and entity"),
     ("SELECT (COUNT(?zz) AS ?n) WHERE { ?a ns:input ?i }", "outside the subset: ?zz is not bound by the pattern"),
     ("SELECT (COUNT(DISTINCT *) AS ?n) WHERE { ?a ns:input ?i }", "outside the subset: COUNT(DISTINCT *)"),
     ("SELECT (COUNT(*) AS ?n) WHERE { ?a ns:input ?i } GROUP BY ?zz", "outside the subset: GROUP BY ?zz"),
@@ -143,8 +144,11 @@ def test_an_offset_without_a_limit_skips_rows_and_a_row_limit_holds(kg_store):
     kg_store.sync_rdf()
     query = "SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c } ORDER BY ?c OFFSET 3"
     fast, slow = kg_store.sparql(query), run_query(kg_store.view, query)
-    assert fast.answered_by == "sql" and len(fast.rows) == 297 and fast.rows == slow.rows
+    assert (fast.kind, fast.answered_by, len(fast.rows)) == ("select", "sql", 297) and fast.rows == slow.rows
+    assert len(translate.answer(kg_store.engine, query, PREFIXES, max_rows=297).rows) == 297  # exactly the limit
+    with pytest.raises(ResultTooLargeError) as caught:
+        translate.answer(kg_store.engine, query, PREFIXES, max_rows=296)
+    assert str(caught.value) == "result has more than 296 rows; add a LIMIT or narrow the query"
+    unordered = "SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c }"  # refused while fetching, not after
     with pytest.raises(ResultTooLargeError):
-        translate.answer(kg_store.engine, query, PREFIXES, max_rows=100)
-    with pytest.raises(ResultTooLargeError):
-        kg_store.sparql(query, limits=QueryLimits(max_rows=100))
+        kg_store.sparql(unordered, limits=QueryLimits(max_rows=100))
