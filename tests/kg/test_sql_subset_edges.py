@@ -149,6 +149,19 @@ def test_an_offset_without_a_limit_skips_rows_and_a_row_limit_holds(kg_store):
     with pytest.raises(ResultTooLargeError) as caught:
         translate.answer(kg_store.engine, query, PREFIXES, max_rows=296)
     assert str(caught.value) == "result has more than 296 rows; add a LIMIT or narrow the query"
+    by_iri = "SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c } ORDER BY ?i"  # sorted here, refused after
+    with pytest.raises(ResultTooLargeError) as caught:
+        translate.answer(kg_store.engine, by_iri, PREFIXES, max_rows=299)
+    assert str(caught.value) == "result has more than 299 rows; add a LIMIT or narrow the query"
     unordered = "SELECT ?i ?c WHERE { ?a ns:input ?i ; ns:confidence ?c }"  # refused while fetching, not after
     with pytest.raises(ResultTooLargeError):
         kg_store.sparql(unordered, limits=QueryLimits(max_rows=100))
+
+
+def test_an_invalid_aggregate_is_refused_as_the_view_refuses_it(run_store):
+    """SPARQL forbids projecting a variable that is neither grouped nor aggregated; SQLite would answer
+    such a query (with an arbitrary row's value), so the translation leaves it to the view's error."""
+    from kg.errors import SparqlSyntaxError
+
+    with pytest.raises(SparqlSyntaxError):
+        run_store.sparql("SELECT ?i (COUNT(*) AS ?n) WHERE { ?a ns:input ?i }")

@@ -218,9 +218,12 @@ def test_rules_apply_derives_the_expected_triples_once(cli_runner, tmp_path):
 
 def test_serve_answers_over_http_and_stops_on_ctrl_c(ran):
     _, path, _ = ran
+    # Ctrl-C as a terminal's foreground job gets it: a shell starts background jobs with SIGINT ignored,
+    # and a child inherits that (a suite started with `... &` would otherwise wait here for nothing).
     server = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--store", str(path), "--port", "0",
                                "--workers", "1", "--quiet"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                              env=os.environ | {"PYTHONUNBUFFERED": "1"})
+                              env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = server.stderr.readline()  # printed once the socket listens
         url = re.search(r"SPARQL endpoint (http://127\.0\.0\.1:\d+/sparql) \(read-only\)", line)
