@@ -76,9 +76,12 @@ def to_terms(conn, rows: list[tuple], kinds: list[str]) -> list[tuple]:
 
     Column by column: rows repeat their runs, groups, names and values, so each column makes each
     of its terms once, and ``zip`` puts the rows back together."""
+    if not rows:
+        return []
+    columns = list(zip(*rows))
     names: dict[str, dict[int, str]] = {"input": {}, "entity": {}}
     for kind in ("input", "entity"):
-        ids = sorted({r[i] for r in rows for i, k in enumerate(kinds) if k == kind and r[i] is not None})
+        ids = sorted({v for column, k in zip(columns, kinds) if k == kind for v in column if v is not None})
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
             if kind == "input":
@@ -88,16 +91,12 @@ def to_terms(conn, rows: list[tuple], kinds: list[str]) -> list[tuple]:
             else:
                 found = conn.execute(text("SELECT id, iri FROM entity WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
                 names[kind].update(found.all())
-    if not rows:
-        return []
 
-    def column(kind: str, values: tuple) -> list:
-        made: dict = {}
-        for value in set(values):
-            made[value] = term(kind, value, names)
+    def column_terms(kind: str, values: tuple) -> list:
+        made = {value: term(kind, value, names) for value in set(values)}
         return [made[value] for value in values]
 
-    return list(zip(*(column(kind, values) for kind, values in zip(kinds, zip(*rows)))))
+    return list(zip(*(column_terms(kind, values) for kind, values in zip(kinds, columns))))
 
 
 def term(kind: str, value, names: dict | None = None):
