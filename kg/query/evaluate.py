@@ -115,14 +115,17 @@ def evaluate(runner: QueryRunner, text: str, limits: QueryLimits, options: dict 
     if status == "error":
         raise engine_error(kind, payload, limits.max_rows, text, PREFIXES)
     if kind == "ask":
-        return SparqlResult(kind="ask", askanswer=payload, why_not_sql=why_not_sql)
-    if kind == "graph":
+        result = SparqlResult(kind="ask", askanswer=payload)
+    elif kind == "graph":
         graph = Graph()
         for s, p, o in payload:
             graph.add((_term(s), _term(p), _term(o)))
-        return SparqlResult(kind="graph", graph=graph, why_not_sql=why_not_sql)
-    names, rows = payload
-    return SparqlResult(kind="select", vars=names, rows=[tuple(map(_term, row)) for row in rows], why_not_sql=why_not_sql)
+        result = SparqlResult(kind="graph", graph=graph)
+    else:
+        names, rows = payload
+        result = SparqlResult(kind="select", vars=names, rows=[tuple(map(_term, row)) for row in rows])
+    result.why_not_sql = why_not_sql
+    return result
 
 
 def run_query(view, query: str, bindings: dict | None = None, limits: QueryLimits | None = None,
