@@ -23,6 +23,22 @@ def arithmetic_triples() -> int:
     return len(Graph().parse(ARITHMETIC))
 
 
+def same_answer(store, query: str, bindings: dict | None = None, ordered: bool = False):
+    """``store.sparql``'s answer, asserted equal to the RDF view's own (rows in order where ``ordered``,
+    else as a multiset), and returned: its ``answered_by`` tells which engine gave it."""
+    from collections import Counter
+
+    from kg.query.evaluate import run_query
+
+    fast, slow = store.sparql(query, bindings), run_query(store.view, query, bindings)
+    assert fast.vars == slow.vars, query
+    if ordered:
+        assert fast.rows == slow.rows, query
+    else:
+        assert Counter(fast.rows) == Counter(slow.rows), query
+    return fast
+
+
 BOTH_BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
