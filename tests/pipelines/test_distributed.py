@@ -3,10 +3,11 @@ environment. Only rank 0 opens the store; both train; rank 0 writes the run."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from ddp_workers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,14 +36,8 @@ print(json.dumps({"opened": len(opened), "metrics": None if outcome is None else
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_rank_zero_compiles_the_task_and_writes_the_run(tmp_path):
-    port = _free_port()
+    port = free_port()
     ranks = []
     for rank in range(2):
         env = os.environ | {"PYTHONPATH": str(ROOT), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
@@ -52,7 +47,7 @@ def test_rank_zero_compiles_the_task_and_writes_the_run(tmp_path):
     answers = []
     try:
         for process in ranks:
-            out, err = process.communicate(timeout=300)
+            out, err = process.communicate(timeout=120)
             assert process.returncode == 0, err
             answers.append(json.loads(out.strip().splitlines()[-1]))
     finally:
