@@ -69,7 +69,8 @@ class TaskConfig:
     ``label_entity`` turns a dataset label into the KG entity it denotes (evaluation, alignment
     accuracy and drawing tuples; never a training signal). ``objective``: ``constraint`` (the knowledge
     is the loss) or ``head`` (a task head learns the label from the codes, whose meaning is then
-    recovered by label-free alignment).
+    recovered by label-free alignment). ``head_diversity_weight`` weighs the head objective's term
+    against collapse onto one code (``neurosym.tasks.TupleHeadTask`` says why it is on by default).
     """
 
     dataset: Literal["digits", "mnist", "arrays"] = "digits"
@@ -81,6 +82,7 @@ class TaskConfig:
     knowledge: KnowledgeConfig | None = None
     label_entity: str = "https://w3id.org/neurosym/arith#n{label}"
     objective: Literal["constraint", "head"] = "constraint"
+    head_diversity_weight: float = 1.0
     augment: Literal["none", "affine", "shift"] = "affine"
     tuples_per_epoch: int = 3000
     test_tuples: int = 1000
@@ -92,6 +94,8 @@ class TaskConfig:
             raise ConfigError("task.tuples_per_epoch and task.test_tuples must be >= 1")
         if self.dataset == "arrays" and not self.data_path:
             raise ConfigError("task.dataset = 'arrays' needs task.data_path (the .npz file)")
+        if not self.head_diversity_weight >= 0:  # NaN too
+            raise ConfigError(f"task.head_diversity_weight must be >= 0, got {self.head_diversity_weight}")
         if self.knowledge is not None and self.objective == "head":
             raise ConfigError("task.objective = 'head' needs a flat task.query, not a [task.knowledge] program")
 

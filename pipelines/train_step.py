@@ -60,10 +60,11 @@ class PreparedTask:
         augment = _augment(config)
         if self.program is not None:
             return GroupTask(self.train, self.test, self.program.constraint, seed=config.train.seed, augment=augment)
-        task_cls = TupleHeadTask if config.task.objective == "head" else RelationTask
+        head = {"diversity_weight": config.task.head_diversity_weight} if config.task.objective == "head" else {}
+        task_cls = TupleHeadTask if head else RelationTask
         return task_cls(self.train, self.test, self.relation.tuples, config.model.concept.num_codes,
                         tuples_per_epoch=config.task.tuples_per_epoch, test_tuples=config.task.test_tuples,
-                        augment=augment)
+                        augment=augment, **head)
 
     def test_tuples(self, config: ExperimentConfig) -> tuple[torch.Tensor, torch.Tensor]:
         """Held-out tuples of test inputs and their labels: members ``[P, A]``, labels ``[P]`` or ``[P, E]``."""

@@ -94,3 +94,27 @@ def test_tuple_head_with_the_true_relation_table_equals_the_constraint():
     log_p, concepts = model(images)
     expected = TupleConstraint(relation).label_log_probs(concepts.log_probs[:, 0, :].reshape(3, 2, 4))
     assert torch.allclose(log_p, expected, atol=1e-4)
+
+
+def test_head_task_adds_the_batch_diversity_term_to_its_loss():
+    """The head objective's loss is the head's NLL plus ``weight * (log K - H(batch-mean probs))``;
+    that term is what keeps the head and the codes from settling on one code (TupleHeadTask)."""
+    from neurosym.concepts.output import batch_diversity_loss
+    from neurosym.tasks import SymbolData, TupleHeadTask
+
+    generator = torch.Generator().manual_seed(0)
+    data = SymbolData(torch.rand(40, 8, 8, generator=generator), torch.randint(0, 4, (40,), generator=generator))
+    relation = torch.tensor([(a, b, a + b) for a in range(4) for b in range(4)])
+    torch.manual_seed(0)
+    encoder = ConceptTransformer(ModelConfig(d_model=16, n_heads=2, concept=ConceptConfig(num_codes=4)))
+    model = TupleClassifier(encoder, arity=2, num_labels=7).eval()  # eval: no Gumbel noise, same codes twice
+    batch = next(iter(TupleHeadTask(data, data, relation, 4, tuples_per_epoch=16, test_tuples=8)
+                      .batches(0, torch.Generator().manual_seed(1), 16)))
+    plain = TupleHeadTask(data, data, relation, 4, tuples_per_epoch=16, test_tuples=8, diversity_weight=0.0)
+    spread = TupleHeadTask(data, data, relation, 4, tuples_per_epoch=16, test_tuples=8, diversity_weight=2.5)
+    with torch.no_grad():
+        term = batch_diversity_loss(model(batch[0])[1].log_probs.exp())
+        difference = spread.loss(model, batch, torch.device("cpu")) - plain.loss(model, batch, torch.device("cpu"))
+    assert term > 0
+    assert float(difference) == pytest.approx(2.5 * float(term), rel=1e-5)
+    assert TupleHeadTask(data, data, relation, 4, tuples_per_epoch=16, test_tuples=8).diversity_weight == 1.0

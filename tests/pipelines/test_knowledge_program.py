@@ -183,3 +183,13 @@ def test_a_trap_check_that_cannot_fit_the_epochs_is_one_error_before_training(tm
                                      "train.trap_restarts = 2 needs a check after an epoch in [1, epochs - 1], with "
                                      "training left after it (or set train.trap_restarts = 0)")
     assert not store.exists() and not (tmp_path / "runs").exists()
+
+
+def test_head_diversity_weight_is_checked_and_reaches_the_head_task(store):
+    from pipelines.train_step import prepare_task
+
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ConfigError, match=r"task.head_diversity_weight must be >= 0, got"):
+            load_config(None, **{"task.objective": "head", "task.head_diversity_weight": bad})
+    config, base = load_config(None, **{"task.objective": "head", "task.head_diversity_weight": 0.25})
+    assert prepare_task(config, base, store).make_task(config).diversity_weight == 0.25

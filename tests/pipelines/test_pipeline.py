@@ -169,17 +169,13 @@ def code_accuracy(pairs: list[tuple[int, int]], entity_of: dict[int, int]) -> fl
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect, also on the base commit 1ccf57a with today's resolved libraries (numpy 2.4.6, scipy 1.17.1, "
-    "scikit-learn 1.9.1, torch 2.13.0): the head objective no longer learns on 8x8 digits (loss stays at the "
-    "label prior, 2.8 nats, every image on one code, any seed, lr or augmentation tried); strict, so the "
-    "test fails CI again the day the head learns and this mark must go"))
 def test_head_trained_codes_are_recovered_label_free(tmp_path, store):
-    """Without a single label, the map from sum-labelled tuples scores as well as the best labelled map.
+    """Without a single label, the map from sum-labelled tuples is the best labelled map.
 
-    Whether training separates all ten digits is a learning-quality figure (it depends on the numerics
-    of the installed libraries); what alignment owes is to find, from tuples alone, what the labelled
-    Hungarian map finds on the same codes.
+    The head spreads the digits over more than ten of the 20 codes (its diversity term), so the best
+    labelled map is many-to-one: each code to the digit most of its inputs show (``majority`` over
+    every training label; one-to-one Hungarian would leave half the codes wrong). What alignment owes
+    is to find that map from tuples alone, on the same codes.
     """
     from pipelines.align_step import compute_alignment
     from pipelines.config import load_config
@@ -193,7 +189,9 @@ def test_head_trained_codes_are_recovered_label_free(tmp_path, store):
     encoded = encode(config, prepared, tmp_path / "run", store, device="cpu")
     codes, truth = encoded.splits["train"].codes[:, 0], prepared.train.symbols.numpy()
     label_free = compute_alignment("label_free", config, prepared, encoded)
-    labelled = compute_alignment("hungarian", config, prepared, encoded)
+    config.steps.labelled_examples = len(truth)
+    labelled = compute_alignment("majority", config, prepared, encoded)
+    assert len(np.unique(codes)) > 10  # many-to-one: the case Hungarian cannot map
     assert labelled.recovered(codes, truth) >= 8  # training did separate most digits
     assert label_free.recovered(codes, truth) == labelled.recovered(codes, truth)
     assert label_free.accuracy(codes, truth) == pytest.approx(labelled.accuracy(codes, truth))
