@@ -44,6 +44,10 @@ def queries(rng) -> list[tuple[str, dict, bool]]:
     return [
         ((QUERIES / "06_wrong_explanations.rq").read_text(), {}, True),
         ((QUERIES / "07_explained_predictions.rq").read_text(), {}, True),
+        ((QUERIES / "08_accuracy_per_position.rq").read_text(), {}, True),
+        ("SELECT ?role (AVG(IF(?p >= 0.5, 2.5, 0.25)) AS ?m) WHERE { ?b ns:variable ?v ; ns:probability ?p . "
+         "?v ns:role ?role } GROUP BY ?role ORDER BY DESC(?m) ?role", {}, True),
+        ("SELECT (AVG(IF(?e != ?t, 1, 0)) AS ?wrong) WHERE { ?b ns:value ?e ; ns:trueValue ?t }", {}, False),
         ("SELECT ?g ?p WHERE { ?x ns:group ?g ; ns:binding ?b . ?b ns:value ?e ; ns:probability ?p } ORDER BY DESC(?p) ?g",
          {"e": value}, True),
         ("SELECT ?name (COUNT(?b) AS ?n) WHERE { ?b ns:variable ?v ; ns:value ?e ; ns:trueValue ?t . ?v rdfs:label ?name ."
@@ -75,7 +79,9 @@ def test_what_the_translation_leaves_to_the_view(kg_store):
     random_store(kg_store, 0)
     for query in ["SELECT ?x WHERE { ?x a ns:Explanation }",  # a node projected
                   "SELECT ?m WHERE { ?b ns:member ?m }",  # JSON in SQL
-                  (QUERIES / "08_accuracy_per_position.rq").read_text()]:
+                  "SELECT (AVG(?p) AS ?m) WHERE { ?b ns:probability ?p }",  # an AVG that is not of an IF
+                  "SELECT (AVG(IF(?p > 0.5, 1e0, 0e0)) AS ?m) WHERE { ?b ns:probability ?p }",  # a double mean
+                  "SELECT (AVG(IF(?x = ?x, 1, 0)) AS ?m) WHERE { ?x ns:group ?g }"]:  # a node compared
         assert translate.answer(kg_store.engine, query, PREFIXES) is None, query
         assert kg_store.sparql(query).rows  # the view answers
     # a loaded graph that speaks of a run's variables: only the view sees it

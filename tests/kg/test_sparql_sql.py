@@ -8,9 +8,12 @@ ranks, codes left unaligned, two alignment methods, confidences at the edges of 
 
 from __future__ import annotations
 
+import random
 from collections import Counter
+from fractions import Fraction
 
 import numpy as np
+import pyoxigraph as ox
 import pytest
 from rdflib import Literal, URIRef
 
@@ -70,6 +73,12 @@ def queries(rng) -> list[tuple[str, dict, bool]]:
         ("SELECT ?c WHERE { ?a ns:input ?i ; ns:confidence ?c . ?i ns:hasConcept ?e } ORDER BY ?c", {"e": entity}, True),
         ("SELECT (COUNT(*) AS ?n) WHERE { ?a ns:input ?i ; ns:slot ?s . ?b ns:input ?i ; ns:slot ?t . FILTER(?s < ?t) }", {}, False),
         ("SELECT (COUNT(*) AS ?n) WHERE { ?a ns:input ?i ; ns:entity ?e . ?e a arith:Nothing }", {}, False),
+        # AVG(IF(...)): the share of an entity's assignments above a confidence, exactly as Oxigraph's decimal
+        (f"SELECT ?e (AVG(IF(?c > {threshold:.4f}, 1, 0)) AS ?share) (COUNT(?i) AS ?n) WHERE {{ ?a ns:input ?i ; "
+         "ns:entity ?e ; ns:confidence ?c } GROUP BY ?e ORDER BY DESC(?share) ?e", {}, True),
+        ("SELECT (AVG(IF(?s >= 1, 2.5, 0.125)) AS ?m) WHERE { ?a ns:input ?i ; ns:slot ?s }", {}, False),
+        ("SELECT (AVG(IF(?c < 0.5, 1.0, 0.0)) AS ?m) WHERE { ?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c . "
+         "?e a arith:Nothing }", {}, False),
     ]
 
 
@@ -235,3 +244,20 @@ def test_deadline_stops_a_query_on_the_sql_path(kg_store):
         with pytest.raises(QueryTimeoutError, match="time limit"):
             ask()
         assert time.monotonic() - start < 5  # 0.5 s and the time to notice it, on a busy machine
+
+
+def test_average_of_if_matches_oxigraph():
+    """The share of rows where a comparison holds, as an xsd:decimal cut at 18 digits: the same text as
+    Oxigraph's ``AVG(IF(...))`` for random counts and branch constants, and 0 (an integer) for no rows."""
+    rng, store = random.Random(0), ox.Store()
+    for _ in range(60):
+        rows = rng.choice([0, 1, 3, 7, 9, 28, 333, rng.randint(1, 2000)])
+        satisfied = rng.randint(0, rows)
+        when, otherwise = rng.choice([("1.0", "0.0"), ("1", "0"), ("2.5", "0.125"), ("0.1", "3")])
+        flags = " ".join(["1"] * satisfied + ["0"] * (rows - satisfied))
+        query = f"SELECT (AVG(IF(?f = 1, {when}, {otherwise})) AS ?m) WHERE {{ VALUES ?f {{ {flags} }} }}"
+        expected = next(iter(store.query(query)))["m"]
+        mine = terms.average_of_if(("avg_if", when, otherwise), f"{satisfied}/{rows}")
+        assert (str(mine), str(mine.datatype)) == (expected.value, expected.datatype.value), (satisfied, rows, when)
+    assert terms.decimal_lexical(Fraction(-5, 8)) == "-0.625"
+    assert terms.decimal_lexical(Fraction(-1, 10 ** 19)) == "0"  # cut toward zero, no "-0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from decimal import Decimal
+from fractions import Fraction
 
 from rdflib import Literal, URIRef
 from sqlalchemy import bindparam, text
@@ -24,7 +25,27 @@ def double_lexical(value: float) -> str:
     return out[:-2] if out.endswith(".0") else out
 
 
-_DOUBLE, _INTEGER, _BOOLEAN = (URIRef(XSD + t) for t in ("double", "integer", "boolean"))  # made once, not per row
+def decimal_lexical(value: Fraction) -> str:
+    """An ``xsd:decimal`` as Oxigraph computes and prints it: 18 fractional digits, cut toward zero, no
+    trailing zeros and no point for a whole number (``2/3`` -> ``0.666666666666666666``)."""
+    scaled = abs(value.numerator) * 10 ** 18 // value.denominator
+    whole, fraction = divmod(scaled, 10 ** 18)
+    text = str(whole) + ("." + f"{fraction:018d}".rstrip("0") if fraction else "")
+    return "-" + text if value < 0 and scaled else text
+
+
+def average_of_if(kind: tuple, value: str):
+    """``AVG(IF(condition, x, y))`` from the SQL's "k/n" (k of the n rows satisfy the condition): the
+    exact mean as an ``xsd:decimal``, or ``0`` (an ``xsd:integer``) for no rows, as in Oxigraph."""
+    _, when, otherwise = kind
+    satisfied, rows = (int(part) for part in value.split("/"))
+    if rows == 0:
+        return Literal("0", datatype=_INTEGER, normalize=False)
+    mean = (Fraction(when) * satisfied + Fraction(otherwise) * (rows - satisfied)) / rows
+    return Literal(decimal_lexical(mean), datatype=_DECIMAL, normalize=False)
+
+
+_DOUBLE, _INTEGER, _BOOLEAN, _DECIMAL = (URIRef(XSD + t) for t in ("double", "integer", "boolean", "decimal"))  # made once
 _NUMBERS = {XSD + t for t in ("integer", "decimal", "double", "float")}
 
 
@@ -104,6 +125,8 @@ def term(kind: str, value, names: dict | None = None):
         return None
     if kind in ("input", "entity"):
         return URIRef(names[kind][value])
+    if isinstance(kind, tuple):
+        return average_of_if(kind, value)
     if kind == "term":  # an explained value: an IRI, or a plain literal (kg/sql/explanations.py)
         return URIRef(value) if is_iri(value) else Literal(value)
     if kind == "string":

@@ -31,8 +31,8 @@ from kg.sql.answers import subclasses
 from kg.query.guard import QueryTimeoutError, ResultTooLargeError, timeout_message
 from kg.query.sql import explanations
 from kg.query.sql.subset import (
-    ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, is_explanation_query,
-    no_sql_predicates, parse, sql_predicates,
+    ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, aggregate_alias,
+    is_explanation_query, no_sql_predicates, parse, sql_predicates,
 )
 from kg.query.sql.terms import cyclic_gc_paused, fold_counts, order_key, to_terms
 from kg.rdf.prefixes import PROV_NS, SKOS_NS
@@ -53,6 +53,7 @@ class _Sql:
     where: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
     exprs: dict = field(default_factory=dict)  # variable -> (kind, SQL expression)
+    conditions: dict = field(default_factory=dict)  # AVG(IF(...)) alias -> its comparison in SQL
 
     def param(self, value) -> str:
         name = f"p{len(self.params)}"
@@ -74,11 +75,11 @@ def _substitute(term: tuple, values: dict) -> tuple:
 
 
 def _check_shape(q: Query) -> None:
-    aggregates = [p for p in q.projection if p[0] == "count"]
+    aggregates = [p for p in q.projection if p[0] != "var"]
     plain = [p[1] for p in q.projection if p[0] == "var"]
     if (aggregates or q.group_by) and not set(plain) <= set(q.group_by):
         raise Unsupported("projected variable not grouped")
-    names = plain + [p[3] for p in aggregates]
+    names = plain + [aggregate_alias(p) for p in aggregates]
     if len(set(names)) != len(names) or set(names) & set(q.values):
         raise Unsupported("projection")
     if any(name not in names for name, _ in q.order_by):
@@ -102,8 +103,8 @@ def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
         else:
             others.append((s, p, o))
     used = [t[1] for s, p, o in others for t in (s, o) if t[0] == "var"]
-    used += [t[1] for left, _, right in q.filters for t in (left, right) if t[0] == "var"]
-    used += [p[1] for p in q.projection] + q.group_by
+    used += [t[1] for left, _, right in q.filters + _conditions(q) for t in (left, right) if t[0] == "var"]
+    used += [aggregate_alias(p) if p[0] == "avg_if" else p[1] for p in q.projection] + q.group_by
     for node, props in nodes.items():
         if "input" not in props or node in used or any(t == ("var", node) for ps in nodes.values() for t in ps.values()):
             raise Unsupported("assignment node")
@@ -152,10 +153,18 @@ def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
             _bind_term(sql, "entity", f"m{i}.entity_id", s)
         else:
             raise Unsupported(f"predicate <{p}>")
-    for left, op, right in q.filters:
+    def numeric_comparison(left: tuple, op: str, right: tuple) -> str:
         sides = [_numeric(sql, _substitute(t, q.values)) for t in (left, right)]
-        sql.where.append(f"{sides[0]} {op} {sides[1]}")  # SQLite and PostgreSQL both read != as <>
+        return f"{sides[0]} {op} {sides[1]}"  # SQLite and PostgreSQL both read != as <>
+
+    sql.where += [numeric_comparison(*f) for f in q.filters]
+    sql.conditions = {p[-1]: numeric_comparison(*p[1]) for p in q.projection if p[0] == "avg_if"}
     return _select(sql, q)
+
+
+def _conditions(q: Query) -> list[tuple]:
+    """The comparisons inside the query's ``AVG(IF(...))`` aggregates."""
+    return [p[1] for p in q.projection if p[0] == "avg_if"]
 
 
 def translate_explanations(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
@@ -163,8 +172,12 @@ def translate_explanations(conn, q: Query) -> tuple[str, dict, list[tuple[str, s
     _check_shape(q)
     sql = _Sql(sqlite=conn.dialect.name == "sqlite")
     explanations.translate(q, sql, _bind_explained)
-    for left, op, right in q.filters:
-        sql.where.append(explanations.compare(sql, _substitute(left, q.values), op, _substitute(right, q.values), _numeric))
+
+    def comparison(left: tuple, op: str, right: tuple) -> str:
+        return explanations.compare(sql, _substitute(left, q.values), op, _substitute(right, q.values), _numeric)
+
+    sql.where += [comparison(*f) for f in q.filters]
+    sql.conditions = {p[-1]: comparison(*p[1]) for p in q.projection if p[0] == "avg_if"}
     return _select(sql, q)
 
 
@@ -258,6 +271,13 @@ def _select(sql: _Sql, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool
             kind, expr = sql.exprs[item[1]]
             columns.append((item[1], kind))
             select.append(expr)
+        elif item[0] == "avg_if":
+            # How many rows of the group satisfy the comparison, and how many rows: "k/n", which
+            # kg.query.sql.terms turns into Oxigraph's decimal (a float would round differently).
+            _, _, when, otherwise, alias = item
+            select.append(f"CAST(COALESCE(SUM(CASE WHEN {sql.conditions[alias]} THEN 1 ELSE 0 END), 0) AS TEXT)"
+                          " || '/' || CAST(COUNT(*) AS TEXT)")
+            columns.append((alias, ("avg_if", when[1], otherwise[1])))
         else:
             _, counted, distinct, alias = item
             if counted == "*":
@@ -296,7 +316,7 @@ def _select(sql: _Sql, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool
 
 def _fold_per_code(sql: _Sql, q: Query) -> bool:
     """Whether to group by code and fold: GROUP BY entities of code tables, plain COUNTs only."""
-    counts_only = all(p[0] == "var" or not p[2] for p in q.projection) and not q.distinct
+    counts_only = all(p[0] == "var" or p[0] == "count" and not p[2] for p in q.projection) and not q.distinct
     return bool(q.group_by) and counts_only and all(
         sql.exprs[name][0] == "entity" and re.fullmatch(r"h?c\d+\.entity_id", sql.exprs[name][1]) for name in q.group_by)
 
@@ -335,7 +355,7 @@ def attempt(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int 
             translated = translate_explanations(conn, q) if explained else translate(conn, q)
         except Unsupported as outside:
             return f"outside the subset: {outside}"
-        names = [p[1] if p[0] == "var" else p[3] for p in q.projection]
+        names = [aggregate_alias(p) for p in q.projection]
         body, params, columns, sort_here = translated
         kinds = [kind for _, kind in columns]
         with cyclic_gc_paused():
