@@ -79,6 +79,12 @@ def queries(rng) -> list[tuple[str, dict, bool]]:
         ("SELECT (AVG(IF(?s >= 1, 2.5, 0.125)) AS ?m) WHERE { ?a ns:input ?i ; ns:slot ?s }", {}, False),
         ("SELECT (AVG(IF(?c < 0.5, 1.0, 0.0)) AS ?m) WHERE { ?a ns:input ?i ; ns:entity ?e ; ns:confidence ?c . "
          "?e a arith:Nothing }", {}, False),
+        # Groups that the projection leaves out: no two of them may merge, however the rows are then sorted
+        ("SELECT ?e (COUNT(*) AS ?n) WHERE { ?a ns:input ?i ; ns:entity ?e ; ns:slot ?s } GROUP BY ?e ?s ORDER BY ?e", {}, False),
+        ("SELECT (COUNT(*) AS ?n) WHERE { ?a ns:input ?i ; ns:entity ?e } GROUP BY ?e", {}, False),
+        ("SELECT ?e (COUNT(*) AS ?n) WHERE { ?a ns:input ?i ; ns:entity ?e . ?b ns:input ?i ; ns:entity ?f } GROUP BY ?e ?f",
+         {}, False),
+        ("SELECT (AVG(IF(?c > 0.5, 1, 0)) AS ?m) WHERE { ?a ns:input ?i ; ns:confidence ?c } GROUP BY ?i ORDER BY ?m", {}, True),
     ]
 
 

@@ -21,15 +21,16 @@ Terms come back as the view would print them (an ``xsd:double`` in Oxigraph's le
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import Engine, bindparam, text
 
 from kg.rdf import vocab
 from kg.sql.answers import subclasses
-from kg.query.guard import QueryTimeoutError, ResultTooLargeError, timeout_message
+from kg.query.guard import ResultTooLargeError
 from kg.query.sql import explanations
+from kg.query.sql.fetch import fetch_rows
 from kg.query.sql.subset import (
     ASSIGNMENT_PREDICATES, HAS_CONCEPT, RDF_TYPE, TYPE_CLOSURE, XSD, Query, Unsupported, aggregate_alias,
     is_explanation_query, no_sql_predicates, parse, sql_predicates,
@@ -70,6 +71,15 @@ class _Sql:
             self.where.append(f"{known[1]} = {expr}")
 
 
+class Translated(NamedTuple):
+    """A query in SQL, and what is left to do with the rows it fetches."""
+    body: str
+    params: dict
+    columns: list[tuple[str, object]]  # (variable, kind): how kg.query.sql.terms makes each column a term
+    sort_here: bool  # ORDER BY, LIMIT and OFFSET happen after fetching, in Python
+    fold: bool  # rows are per code (GROUP BY run, idx too): their counts are summed into the query's groups
+
+
 def _substitute(term: tuple, values: dict) -> tuple:
     return values.get(term[1], term) if term[0] == "var" else term
 
@@ -86,7 +96,7 @@ def _check_shape(q: Query) -> None:
         raise Unsupported("ORDER BY a variable that is not projected")
 
 
-def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
+def translate(conn, q: Query) -> Translated:
     """What ``_select`` returns; raises ``Unsupported`` outside the subset."""
     _check_shape(q)
     sql = _Sql(sqlite=conn.dialect.name == "sqlite")
@@ -103,7 +113,7 @@ def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
         else:
             others.append((s, p, o))
     used = [t[1] for s, p, o in others for t in (s, o) if t[0] == "var"]
-    used += [t[1] for left, _, right in q.filters + _conditions(q) for t in (left, right) if t[0] == "var"]
+    used += [t[1] for left, _, right in q.filters + [p[1] for p in q.projection if p[0] == "avg_if"] for t in (left, right) if t[0] == "var"]
     used += [aggregate_alias(p) if p[0] == "avg_if" else p[1] for p in q.projection] + q.group_by
     for node, props in nodes.items():
         if "input" not in props or node in used or any(t == ("var", node) for ps in nodes.values() for t in ps.values()):
@@ -162,12 +172,7 @@ def translate(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
     return _select(sql, q)
 
 
-def _conditions(q: Query) -> list[tuple]:
-    """The comparisons inside the query's ``AVG(IF(...))`` aggregates."""
-    return [p[1] for p in q.projection if p[0] == "avg_if"]
-
-
-def translate_explanations(conn, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
+def translate_explanations(conn, q: Query) -> Translated:
     """What ``_select`` returns, for a query over the explanation vocabulary (``kg.query.sql.explanations``)."""
     _check_shape(q)
     sql = _Sql(sqlite=conn.dialect.name == "sqlite")
@@ -261,8 +266,7 @@ def _expanding(name: str):
     return bindparam(name, expanding=True)
 
 
-def _select(sql: _Sql, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool]:
-    """(SQL, parameters, output columns, whether ORDER BY/LIMIT/OFFSET and folding happen after fetching)."""
+def _select(sql: _Sql, q: Query) -> Translated:
     columns, select = [], []
     for item in q.projection:
         if item[0] == "var":
@@ -311,13 +315,15 @@ def _select(sql: _Sql, q: Query) -> tuple[str, dict, list[tuple[str, str]], bool
         body += " ORDER BY " + ", ".join(f"{positions[name]}{' DESC' if desc else ''}" for name, desc in q.order_by)
     if not in_python and (q.limit is not None or q.offset):
         body += f" LIMIT {q.limit if q.limit is not None else 2 ** 62} OFFSET {q.offset}"
-    return body, sql.params, columns, in_python
+    return Translated(body, sql.params, columns, in_python, fold)
 
 
 def _fold_per_code(sql: _Sql, q: Query) -> bool:
     """Whether to group by code and fold: GROUP BY entities of code tables, plain COUNTs only."""
     counts_only = all(p[0] == "var" or p[0] == "count" and not p[2] for p in q.projection) and not q.distinct
-    return bool(q.group_by) and counts_only and all(
+    # The fold merges the fetched rows by their projected columns: a group left out of them would merge too.
+    every_group_projected = set(q.group_by) <= {p[1] for p in q.projection if p[0] == "var"}
+    return bool(q.group_by) and counts_only and every_group_projected and all(
         sql.exprs[name][0] == "entity" and re.fullmatch(r"h?c\d+\.entity_id", sql.exprs[name][1]) for name in q.group_by)
 
 
@@ -356,11 +362,11 @@ def attempt(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int 
         except Unsupported as outside:
             return f"outside the subset: {outside}"
         names = [aggregate_alias(p) for p in q.projection]
-        body, params, columns, sort_here = translated
+        body, params, columns, sort_here, fold = translated
         kinds = [kind for _, kind in columns]
         with cyclic_gc_paused():
-            rows = _fetch(conn, body, params, None if sort_here else max_rows, timeout_s)
-            if sort_here and q.group_by:
+            rows = fetch_rows(conn, body, params, None if sort_here else max_rows, timeout_s)
+            if fold:
                 rows = fold_counts(rows, kinds)
             rows = to_terms(conn, rows, kinds)
     if sort_here:
@@ -372,26 +378,3 @@ def attempt(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int 
     if max_rows is not None and len(rows) > max_rows:
         raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
     return SparqlResult(kind="select", vars=names, rows=rows, answered_by="sql")
-
-
-def _fetch(conn, body: str, params: dict, max_rows: int | None, timeout_s: float | None) -> list[tuple]:
-    raw = conn.connection.dbapi_connection
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    sqlite = conn.dialect.name == "sqlite"
-    if deadline is not None and sqlite:
-        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-    elif deadline is not None:
-        conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}"))
-    try:
-        result = conn.execute(text(body), params)
-        rows = result.fetchmany(max_rows + 1) if max_rows is not None else result.fetchall()
-    except Exception as exc:  # the SQLite progress handler and PostgreSQL's timeout both end in an error
-        if deadline is not None and time.monotonic() > deadline:
-            raise QueryTimeoutError(timeout_message(timeout_s)) from None
-        raise
-    finally:
-        if deadline is not None and sqlite:
-            raw.set_progress_handler(None, 0)
-    if max_rows is not None and len(rows) > max_rows:
-        raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
-    return rows
