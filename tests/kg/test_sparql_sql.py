@@ -267,3 +267,18 @@ def test_average_of_if_matches_oxigraph():
         assert (str(mine), str(mine.datatype)) == (expected.value, expected.datatype.value), (satisfied, rows, when)
     assert terms.decimal_lexical(Fraction(-5, 8)) == "-0.625"
     assert terms.decimal_lexical(Fraction(-1, 10 ** 19)) == "0"  # cut toward zero, no "-0"
+
+
+def test_a_deadline_ends_with_its_query(kg_store):
+    """The SQLite progress handler that enforces one query's deadline is removed when that query ends:
+    left on the pooled connection, it would stop every later query once that deadline had passed."""
+    import time
+
+    run = kg_store.create_run("later", {}, 0, "test")
+    kg_store.add_codes(run, [0], [1.0], [1.0])
+    ids = kg_store.add_inputs("d", "s", [str(i) for i in range(300)])
+    kg_store.add_assignments(run, ids, np.zeros(300, dtype=int), np.zeros(300, dtype=int), np.full(300, 0.5))
+    pairs = "SELECT (COUNT(*) AS ?n) WHERE { ?a ns:input ?i . ?b ns:input ?j }"  # 90 000 rows: many progress steps
+    first = translate.answer(kg_store.engine, pairs, PREFIXES, timeout_s=0.2)
+    time.sleep(0.3)
+    assert translate.answer(kg_store.engine, pairs, PREFIXES).rows == first.rows == [(Literal(90000),)]

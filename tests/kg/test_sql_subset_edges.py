@@ -168,8 +168,19 @@ def test_an_invalid_aggregate_is_refused_as_the_view_refuses_it(run_store):
     such a query (with an arbitrary row's value), so the translation leaves it to the view's error."""
     from kg.errors import SparqlSyntaxError
 
+    invalid = "SELECT ?i (COUNT(*) AS ?n) WHERE { ?a ns:input ?i }"
+    assert translate.attempt(run_store.engine, invalid, PREFIXES) == "outside the subset: projected variable not grouped"
     with pytest.raises(SparqlSyntaxError):
-        run_store.sparql("SELECT ?i (COUNT(*) AS ?n) WHERE { ?a ns:input ?i }")
+        run_store.sparql(invalid)
+
+
+def test_a_query_cut_short_is_left_to_the_view_which_names_the_syntax_error(run_store):
+    from kg.errors import SparqlSyntaxError
+
+    cut = "SELECT ?i WHERE { ?a ns:input ?i ;"
+    assert translate.attempt(run_store.engine, cut, PREFIXES) == "outside the subset: the query ends too early"
+    with pytest.raises(SparqlSyntaxError):
+        run_store.sparql(cut)
 
 
 FOLDS = [  # (query, whether the SQL counts per code and folds the codes into entities afterwards)

@@ -60,6 +60,8 @@ class _Tokens:
 
     def take(self) -> tuple[str, str]:
         token = self.peek()
+        if token[0] == "end":  # the view then names the syntax error; the reason says why SQL did not answer
+            raise Unsupported("the query ends too early")
         self.pos += 1
         return token
 
@@ -347,5 +349,5 @@ def may_answer_in_sql(query: str, prefixes: dict[str, str]) -> bool:
     try:
         q = parse(query, prefixes)
         return bool(sql_predicates(q)) or is_explanation_query(q)
-    except (Unsupported, IndexError):
+    except Unsupported:
         return False
