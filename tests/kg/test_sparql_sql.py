@@ -282,3 +282,18 @@ def test_a_deadline_ends_with_its_query(kg_store):
     first = translate.answer(kg_store.engine, pairs, PREFIXES, timeout_s=0.2)
     time.sleep(0.3)
     assert translate.answer(kg_store.engine, pairs, PREFIXES).rows == first.rows == [(Literal(90000),)]
+
+
+@BOTH_BACKENDS
+def test_an_sql_error_under_a_deadline_is_that_error_not_a_time_out(kg_store):
+    """Only a deadline that has passed turns a failed statement into ``QueryTimeoutError``; any other
+    failure (here a missing table) comes out as itself, so that a bug is not reported as a slow query."""
+    from sqlalchemy.exc import DBAPIError
+
+    from kg.query.guard import QueryTimeoutError
+    from kg.query.sql.fetch import fetch_rows
+
+    with kg_store.engine.connect() as conn:
+        with pytest.raises(DBAPIError) as raised:
+            fetch_rows(conn, "SELECT * FROM no_such_table", {}, None, timeout_s=30)
+    assert not isinstance(raised.value, QueryTimeoutError)
