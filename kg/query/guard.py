@@ -59,6 +59,11 @@ def timeout_message(timeout_s: float | None) -> str:
             "specific patterns) or allow more time (--timeout)")
 
 
+def result_too_large(max_rows: int, counted: str = "rows") -> ResultTooLargeError:
+    """The error for a result over ``max_rows`` (the same words on every path)."""
+    return ResultTooLargeError(f"result has more than {max_rows} {counted}; add a LIMIT or narrow the query")
+
+
 def engine_error(reason: str, message: str, max_rows: int | None, text: str = "",
                  prefixes: dict[str, str] | None = None) -> KGError:
     """The project's error for an engine's ``("error", reason, message)`` answer (``kg/query/worker.py``):
@@ -67,7 +72,7 @@ def engine_error(reason: str, message: str, max_rows: int | None, text: str = ""
     if reason == "syntax":
         return syntax_error(text, message, prefixes or {})
     if reason == "rows":
-        return ResultTooLargeError(f"result has more than {max_rows} {message}; add a LIMIT or narrow the query")
+        return result_too_large(max_rows, message)
     return QueryEvaluationError(f"SPARQL evaluation failed: {message}")
 
 

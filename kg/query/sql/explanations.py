@@ -125,8 +125,7 @@ def translate(q: Query, sql, term_binder) -> None:
     node_vars = set(kinds)
     projected = {p[1] for p in q.projection if p[0] == "var"} | set(q.group_by) | {n for n, _ in q.order_by}
     counted_distinct = {p[1] for p in q.projection if p[0] == "count" and p[2]}
-    compared = q.filters + [p[1] for p in q.projection if p[0] == "avg_if"]
-    filtered = {t[1] for left, _, right in compared for t in (left, right) if t[0] == "var"}
+    filtered = {t[1] for left, _, right in q.comparisons for t in (left, right) if t[0] == "var"}
     if node_vars & (projected | counted_distinct | filtered):
         raise Unsupported("a node variable projected, grouped, ordered, filtered or counted distinct")
 

@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import text
 
-from kg.query.guard import QueryTimeoutError, ResultTooLargeError, timeout_message
+from kg.query.guard import QueryTimeoutError, result_too_large, timeout_message
 
 
 def fetch_rows(conn, body: str, params: dict, max_rows: int | None, timeout_s: float | None) -> list[tuple]:
@@ -30,5 +30,5 @@ def fetch_rows(conn, body: str, params: dict, max_rows: int | None, timeout_s: f
         if deadline is not None and sqlite:
             raw.set_progress_handler(None, 0)
     if max_rows is not None and len(rows) > max_rows:
-        raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
+        raise result_too_large(max_rows)
     return rows

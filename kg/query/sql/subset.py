@@ -48,6 +48,16 @@ class Query:
     limit: int | None = None
     offset: int = 0
 
+    @property
+    def averaged(self) -> dict[str, tuple]:
+        """Each ``AVG(IF(comparison, x, y)) AS ?alias``'s comparison, by alias."""
+        return {p[-1]: p[1] for p in self.projection if p[0] == "avg_if"}
+
+    @property
+    def comparisons(self) -> list[tuple]:
+        """Every comparison of the query: its FILTERs' and those inside its ``AVG(IF(...))``."""
+        return self.filters + list(self.averaged.values())
+
 
 class _Tokens:
     def __init__(self, query: str, prefixes: dict[str, str]):

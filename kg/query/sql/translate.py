@@ -28,7 +28,7 @@ from sqlalchemy import Engine, bindparam, text
 
 from kg.rdf import vocab
 from kg.sql.answers import subclasses
-from kg.query.guard import ResultTooLargeError
+from kg.query.guard import result_too_large
 from kg.query.sql import explanations
 from kg.query.sql.fetch import fetch_rows
 from kg.query.sql.subset import (
@@ -113,8 +113,8 @@ def translate(conn, q: Query) -> Translated:
         else:
             others.append((s, p, o))
     used = [t[1] for s, p, o in others for t in (s, o) if t[0] == "var"]
-    used += [t[1] for left, _, right in q.filters + [p[1] for p in q.projection if p[0] == "avg_if"] for t in (left, right) if t[0] == "var"]
-    used += [aggregate_alias(p) if p[0] == "avg_if" else p[1] for p in q.projection] + q.group_by
+    used += [t[1] for left, _, right in q.comparisons for t in (left, right) if t[0] == "var"]
+    used += [p[1] for p in q.projection if p[0] != "avg_if"] + q.group_by  # a variable, or the one COUNT counts
     for node, props in nodes.items():
         if "input" not in props or node in used or any(t == ("var", node) for ps in nodes.values() for t in ps.values()):
             raise Unsupported("assignment node")
@@ -168,7 +168,7 @@ def translate(conn, q: Query) -> Translated:
         return f"{sides[0]} {op} {sides[1]}"  # SQLite and PostgreSQL both read != as <>
 
     sql.where += [numeric_comparison(*f) for f in q.filters]
-    sql.conditions = {p[-1]: numeric_comparison(*p[1]) for p in q.projection if p[0] == "avg_if"}
+    sql.conditions = {alias: numeric_comparison(*c) for alias, c in q.averaged.items()}
     return _select(sql, q)
 
 
@@ -182,7 +182,7 @@ def translate_explanations(conn, q: Query) -> Translated:
         return explanations.compare(sql, _substitute(left, q.values), op, _substitute(right, q.values), _numeric)
 
     sql.where += [comparison(*f) for f in q.filters]
-    sql.conditions = {p[-1]: comparison(*p[1]) for p in q.projection if p[0] == "avg_if"}
+    sql.conditions = {alias: comparison(*c) for alias, c in q.averaged.items()}
     return _select(sql, q)
 
 
@@ -374,5 +374,5 @@ def attempt(engine: Engine, query: str, prefixes: dict[str, str], max_rows: int 
         stop = None if q.limit is None else q.offset + q.limit
         rows = rows[q.offset:stop]
     if max_rows is not None and len(rows) > max_rows:
-        raise ResultTooLargeError(f"result has more than {max_rows} rows; add a LIMIT or narrow the query")
+        raise result_too_large(max_rows)
     return SparqlResult(kind="select", vars=names, rows=rows, answered_by="sql")
